@@ -1,0 +1,98 @@
+"""Command line: ``python -m lib <command>``.
+
+    python -m lib build [--profile fast|full] [--device auto|cpu|cuda]   # execute all, render the book
+    python -m lib run ch01 [ch02 ...] [--profile full] [--device cuda]  # execute chapters (papermill)
+    python -m lib study ch01 [--profile full] [--device cuda]           # a chapter's studies, no Jupyter
+    python -m lib claims [--profile fast]                                # the claims of executed chapters
+    python -m lib list                                                   # the chapters
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from .chapter import DEVICES, PROFILES
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="fast", choices=PROFILES, help="fast (CI, CPU) or full (paper scale)")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA when present")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    b = sub.add_parser("build", help="execute every chapter for one profile and render the book")
+    _common(b)
+    b.add_argument("--force", action="store_true", help="re-execute even if an execution is up to date")
+    b.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    b.add_argument("chapters", nargs="*", help="a subset of chapters (default: all)")
+
+    r = sub.add_parser("run", help="execute chapters with papermill into _build/executed/<profile>/")
+    _common(r)
+    r.add_argument("--force", action="store_true")
+    r.add_argument("chapters", nargs="*", help="ch01, 02, a full stem, or all (default)")
+
+    s = sub.add_parser("study", help="run a chapter's studies as plain Python (fills the study cache)")
+    _common(s)
+    s.add_argument("chapters", nargs="*")
+
+    c = sub.add_parser("claims", help="print the claims of the executed chapters")
+    c.add_argument("--profile", default="fast", choices=PROFILES)
+
+    sub.add_parser("list", help="list the chapters")
+
+    args = ap.parse_args(argv)
+    from . import runner
+
+    if args.cmd == "list":
+        for stem in runner.chapters():
+            print(stem)
+        return 0
+    if args.cmd == "build":
+        runner.build(args.profile, args.device, args.seed, names=args.chapters, force=args.force, strict=not args.no_strict)
+        return 0
+    if args.cmd == "run":
+        stems = runner.resolve(args.chapters)
+        failed = 0
+        for stem in stems:
+            t0 = time.perf_counter()
+            print(f"{stem} ({args.profile}, device={args.device}) ...", flush=True)
+            try:
+                e = runner.execute(stem, args.profile, args.device, args.seed, force=args.force)
+            except Exception as exc:  # report and go on with the next chapter
+                failed += 1
+                print(f"  FAILED: {type(exc).__name__}: {str(exc)[-2000:]}", file=sys.stderr)
+                continue
+            rec = e.record
+            state = "up to date" if e.reused else f"{time.perf_counter() - t0:.1f} s"
+            print(f"  {state}: {rec['n_passed']}/{rec['n_claims']} claims pass -> {e.notebook}")
+        return 1 if failed else 0
+    if args.cmd == "study":
+        from .chapter import start
+
+        for stem in runner.resolve(args.chapters):
+            mod = importlib.import_module(f"lib.studies.ch{stem.split('-')[0]}")
+            ctx = start(stem, args.profile, args.device, args.seed, record=False)
+            t0 = time.perf_counter()
+            mod.run_all(ctx)
+            print(f"{stem}: studies done in {time.perf_counter() - t0:.1f} s on {ctx.device}")
+            for s_ in ctx.studies_run:
+                print(f"  {s_['study']}: {'cached' if s_['cached'] else 'computed'} ({s_['wall_s']} s)")
+        return 0
+    if args.cmd == "claims":
+        for data in runner.claims_summary(args.profile):
+            print(f"{data['chapter']}: {data['n_passed']}/{data['n_claims']} pass")
+            for cl in data["claims"]:
+                print(f"  [{'PASS' if cl['passed'] else 'FAIL'}] {cl['id']}: m = {cl['measured']} ({cl['criterion']})")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Start a chapter run: validate its parameters, pick the device, seed everything, and hand out the
+claim registry, the figure saver and the study cache.
+
+Every chapter begins with a cell tagged ``parameters``::
+
+    profile = "fast"   # "fast" (CI: 2 CPU cores, a minute or two) or "full" (paper scale, GPU)
+    device = "auto"    # "auto", "cpu" or "cuda"
+    seed = 0
+
+followed by ``ctx = chapter.start("01-single-neuron", profile=profile, device=device, seed=seed)``.
+The same call works from plain Python (``python -m lib study ...``), without Jupyter.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import cache, claims, figures, provenance, style
+
+PROFILES = ("fast", "full")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ParameterError(ValueError):
+    """An invalid chapter parameter (profile, device, seed, or a study setting)."""
+
+
+def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ParameterError(
+            f"invalid {name}={value!r}: allowed values are {', '.join(repr(a) for a in allowed)}"
+        )
+    return value
+
+
+def check_positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> Any:
+    """Raise :class:`ParameterError` unless ``value`` is a finite positive number (or int)."""
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    if isinstance(value, bool) or not ok_type or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "integer" if integer else "number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ParameterError(f"invalid {name}={value!r}: must be a finite {kind} {bound}")
+    return value
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error, not a silent fallback."""
+    check_choice("device", device, DEVICES)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(
+            "invalid device='cuda': no CUDA GPU is visible to PyTorch here; use device='auto' or 'cpu'"
+        )
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Chapter:
+    """Everything a chapter needs from the library for one run."""
+
+    stem: str
+    profile: str
+    device: torch.device
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    studies_run: list[dict[str, Any]] = field(default_factory=list)
+    record: bool = True
+
+    def __post_init__(self) -> None:
+        self.claims = claims.ClaimRegistry(self.stem, self.meta(), write=self.record)
+
+    # -- provenance -------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "device": self.device.type,
+            "device_name": provenance.device_description(self.device),
+            "seed": self.seed,
+            "commit": provenance.git_commit(),
+            "params": self.params,
+        }
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float64
+
+    def rng(self, offset: int = 0) -> np.random.Generator:
+        """A NumPy generator seeded by the chapter seed (plus ``offset`` for independent streams)."""
+        return np.random.default_rng([self.seed, offset])
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A torch generator on the chapter's device, seeded by the chapter seed and ``offset``."""
+        g = torch.Generator(device=self.device)
+        g.manual_seed(self.seed * 1_000_003 + offset)
+        return g
+
+    # -- claims, figures, studies -------------------------------------------------------------
+    def claim(self, id: str, statement: str, **kw: Any) -> claims.Claim:
+        """Check and register a claim (see :meth:`lib.claims.ClaimRegistry.check`)."""
+        return self.claims.check(id, statement, **kw)
+
+    def figure(self, fig, fig_id: str, *, caption: str, alt: str, params: dict[str, Any] | None = None) -> None:
+        """Save ``fig`` with its provenance and glue it as ``fig_id`` (see :func:`lib.figures.save`)."""
+        meta = self.meta()
+        if params:
+            meta["params"] = {**meta["params"], **params}
+        figures.save(fig, self.stem, fig_id, caption=caption, alt=alt, meta=meta)
+
+    def study(self, name: str, fn: Callable[..., Any], /, **params: Any) -> Any:
+        """Run ``fn(**params, device=..., seed=...)`` through the study cache and return its result."""
+        entry = cache.cached(
+            self.stem,
+            name,
+            lambda: fn(**params, device=self.device, seed=self.seed),
+            params={**params, "seed": self.seed, "profile": self.profile},
+            device=self.device.type,
+            meta={"profile": self.profile},
+        )
+        self.studies_run.append({"study": name, "cached": entry.hit, **entry.meta})
+        return entry.value
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def start(
+    stem: str,
+    profile: str = "fast",
+    device: str = "auto",
+    seed: int = 0,
+    *,
+    params: dict[str, Any] | None = None,
+    threads: int | None = None,
+    record: bool = True,
+) -> Chapter:
+    """Validate the chapter parameters and set up a run.
+
+    ``record=False`` keeps the claims file untouched (studies run outside the chapter).
+    ``threads`` sets torch's CPU threads (default 1, or ``$IB_THREADS``: small tensor programs are far
+    faster single-threaded on a loaded machine; a chapter with large matrix products may ask for more).
+    """
+    check_choice("profile", profile, PROFILES)
+    dev = resolve_device(device)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"invalid seed={seed!r}: must be a non-negative integer")
+    n = threads or int(os.environ.get("IB_THREADS", "1"))
+    torch.set_num_threads(max(1, n))
+    seed_everything(int(seed))
+    style.apply()
+    return Chapter(stem=stem, profile=profile, device=dev, seed=int(seed), params=dict(params or {}), record=record)

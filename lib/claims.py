@@ -1,0 +1,181 @@
+"""Checked claims.
+
+A chapter states what it reproduces as *claims*: a measured number compared with an expected value
+(within a tolerance) or with bounds. Each claim is registered with the paper it concerns and where in
+that paper (or in the book's own derivation) it comes from; the registry is written to
+``_build/claims/<chapter stem>.json`` after every claim, and a failed claim raises
+:class:`ClaimFailed` so that the chapter, and the build, fail with it.
+
+Tolerances are part of the claim and appear in the claims table; never loosen one to make a run pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+
+class ClaimFailed(AssertionError):
+    """A chapter's claim did not hold."""
+
+
+def _num(x: Any) -> float:
+    if hasattr(x, "item"):
+        x = x.item()
+    x = float(x)
+    return x
+
+
+@dataclass
+class Claim:
+    id: str
+    statement: str
+    paper: str  # bibliography key of the paper, e.g. "vardi2021implicit"
+    where: str  # where in the paper, or "book's derivation of ..."
+    measured: float
+    expected: float | None = None
+    tol: float | None = None
+    rel: bool = False
+    lower: float | None = None
+    upper: float | None = None
+    strict: bool = False
+    values: dict[str, float] = field(default_factory=dict)
+    passed: bool = False
+
+    def criterion(self) -> str:
+        """The test, in words: ``|m - 5| <= 1e-08`` or ``1 <= m <= 2``."""
+        if self.expected is not None:
+            t = f"{self.tol:.3g}" + (f" * |{self.expected:.6g}|" if self.rel else "")
+            return f"|m - {self.expected:.6g}| <= {t}"
+        lt = "<" if self.strict else "<="
+        parts = []
+        if self.lower is not None:
+            parts.append(f"{self.lower:.6g} {lt}")
+        parts.append("m")
+        if self.upper is not None:
+            parts.append(f"{lt} {self.upper:.6g}")
+        return " ".join(parts)
+
+    def evaluate(self) -> bool:
+        m = self.measured
+        if not math.isfinite(m):
+            return False
+        if self.expected is not None:
+            bound = self.tol * (abs(self.expected) if self.rel else 1.0)
+            return abs(m - self.expected) <= bound
+        ok = True
+        if self.lower is not None:
+            ok &= m > self.lower if self.strict else m >= self.lower
+        if self.upper is not None:
+            ok &= m < self.upper if self.strict else m <= self.upper
+        return bool(ok)
+
+    def summary(self) -> str:
+        mark = "PASS" if self.passed else "FAIL"
+        return f"[{mark}] {self.id}: {self.statement} (m = {self.measured:.6g}; {self.criterion()})"
+
+
+class ClaimRegistry:
+    """The claims of one chapter run; rewritten (atomically) to its JSON file after each claim."""
+
+    def __init__(self, stem: str, meta: dict[str, Any], path: Path | None = None, *, write: bool = True):
+        self.stem = stem
+        self.meta = meta
+        self.path = path or paths.claims_dir() / f"{stem}.json"
+        self.write = write
+        self.claims: list[Claim] = []
+        self._write()
+
+    def check(
+        self,
+        id: str,
+        statement: str,
+        *,
+        paper: str,
+        where: str,
+        measured: Any,
+        expected: Any = None,
+        tol: float | None = None,
+        rel: bool = False,
+        lower: Any = None,
+        upper: Any = None,
+        strict: bool = False,
+        values: dict[str, Any] | None = None,
+        quiet: bool = False,
+    ) -> Claim:
+        """Register and check one claim; raise :class:`ClaimFailed` if it does not hold.
+
+        Either ``expected`` with ``tol`` (absolute, or relative to ``|expected|`` when ``rel``), or
+        ``lower`` and/or ``upper`` bounds (inclusive unless ``strict``). ``values`` are further measured
+        numbers reported with the claim (e.g. the limit for each gamma).
+        """
+        if any(c.id == id for c in self.claims):
+            raise ValueError(f"claim id {id!r} is registered twice in {self.stem}")
+        if expected is None and lower is None and upper is None:
+            raise ValueError(f"claim {id!r}: give expected (with tol) or lower/upper bounds")
+        if expected is not None and tol is None:
+            raise ValueError(f"claim {id!r}: an expected value needs a tolerance tol")
+        claim = Claim(
+            id=id,
+            statement=statement,
+            paper=paper,
+            where=where,
+            measured=_num(measured),
+            expected=None if expected is None else _num(expected),
+            tol=None if tol is None else float(tol),
+            rel=rel,
+            lower=None if lower is None else _num(lower),
+            upper=None if upper is None else _num(upper),
+            strict=strict,
+            values={str(k): _num(v) for k, v in (values or {}).items()},
+        )
+        claim.passed = claim.evaluate()
+        self.claims.append(claim)
+        self._write()
+        if not quiet:
+            print(claim.summary())
+        if not claim.passed:
+            raise ClaimFailed(claim.summary())
+        return claim
+
+    def to_json(self) -> dict[str, Any]:
+        def clean(c: Claim) -> dict[str, Any]:
+            d = asdict(c)
+            d["criterion"] = c.criterion()
+            # JSON has no inf/nan; keep the number readable instead of failing the write.
+            for k in ("measured", "expected", "tol", "lower", "upper"):
+                v = d[k]
+                if isinstance(v, float) and not math.isfinite(v):
+                    d[k] = str(v)
+            return d
+
+        return {
+            "chapter": self.stem,
+            **self.meta,
+            "n_claims": len(self.claims),
+            "n_passed": sum(c.passed for c in self.claims),
+            "claims": [clean(c) for c in self.claims],
+        }
+
+    def _write(self) -> None:
+        if self.write:
+            paths.atomic_write_json(self.path, self.to_json())
+
+
+def load_all(directory: Path) -> list[dict[str, Any]]:
+    """Read every ``*.claims.json`` (or ``*.json``) claims file in ``directory``, sorted by chapter."""
+    import json
+
+    out = []
+    for f in sorted(Path(directory).glob("*.json")):
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "claims" in data:
+            out.append(data)
+    return out

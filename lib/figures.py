@@ -1,0 +1,84 @@
+"""Figures that know where they came from.
+
+:func:`save` writes a matplotlib figure as ``_build/figures/<chapter>/<figure id>.png`` and ``.pdf``
+next to ``<figure id>.json``, a provenance record (chapter, figure id, caption, parameters, profile,
+device, seed, git commit, library versions, file hashes), and glues it into the notebook under the key
+``<figure id>`` so that the chapter's ``{glue:figure}`` directive numbers and captions it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from . import paths, provenance
+
+FIG_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def validate_id(fig_id: str) -> str:
+    if not FIG_ID.match(fig_id):
+        raise ValueError(
+            f"figure id {fig_id!r}: use lower-case letters, digits and '-' (a stable file name)"
+        )
+    return fig_id
+
+
+def _render(fig, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+    fig.savefig(buf, format=fmt, metadata=meta)
+    return buf.getvalue()
+
+
+def save(
+    fig,
+    stem: str,
+    fig_id: str,
+    *,
+    caption: str,
+    alt: str,
+    meta: dict[str, Any],
+    directory: Path | None = None,
+    glue: bool = True,
+) -> dict[str, Any]:
+    """Save ``fig`` as PNG + PDF + provenance JSON under a stable name and glue it as ``fig_id``.
+
+    Returns the provenance record. The figure is closed afterwards so that it is shown only where
+    the chapter's ``{glue:figure}`` directive places it.
+    """
+    import matplotlib.pyplot as plt
+
+    validate_id(fig_id)
+    if not caption or not alt:
+        raise ValueError(f"figure {fig_id!r} needs a caption and alt text")
+    out = Path(directory or paths.figures_dir() / stem)
+    files = {}
+    for fmt in ("png", "pdf"):
+        data = _render(fig, fmt)
+        path = out / f"{fig_id}.{fmt}"
+        paths.atomic_write_bytes(path, data)
+        files[fmt] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+    record = {
+        "chapter": stem,
+        "figure": fig_id,
+        "caption": caption,
+        "alt": alt,
+        **meta,
+        "files": files,
+        "regenerate": f"python -m lib run {stem} --profile {meta.get('profile', 'fast')}",
+        "libraries": provenance.library_versions(),
+    }
+    paths.atomic_write_json(out / f"{fig_id}.json", record)
+    if glue:
+        try:
+            from myst_nb import glue as _glue
+
+            _glue(fig_id, fig, display=False)
+        except ImportError:  # plain Python, no notebook machinery: files are enough
+            pass
+    plt.close(fig)
+    return record

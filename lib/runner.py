@@ -1,0 +1,358 @@
+"""Execute chapters and build the book.
+
+Chapters are Jupytext MyST notebooks in ``book/``. :func:`execute` runs one with papermill (the
+parameters ``profile``, ``device`` and ``seed`` injected) into ``_build/executed/<profile>/<stem>.ipynb``,
+next to a copy of its claims, its figures and a run record (profile, device, commit, wall time). An
+execution is reused while its key (chapter source, parameters, ``lib`` code version) is unchanged,
+and every file is written atomically, so an interrupted run leaves the previous result or nothing.
+
+:func:`build` executes every chapter for one profile, then stages a Sphinx source tree in
+``_build/site/<profile>/`` holding the *executed* notebooks of that profile only (so a build never
+mixes profiles), the generated claims and runs tables, and renders it with jupyter-book into
+``_build/html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import claims as claims_mod
+from . import paths, provenance
+from .chapter import DEVICES, PROFILES, check_choice
+
+BOOK_DIR = "book"
+
+
+# -- the chapters -----------------------------------------------------------------------------
+def toc_files() -> list[str]:
+    """Every document of ``_toc.yml`` (without extension), in reading order."""
+    import yaml
+
+    toc = yaml.safe_load((paths.root() / "_toc.yml").read_text())
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(str(node["file"]))
+            for k in ("root",):
+                if k in node:
+                    out.append(str(node[k]))
+            for k in ("chapters", "sections", "parts"):
+                for child in node.get(k, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    return out
+
+
+def is_notebook(md: Path) -> bool:
+    text = md.read_text()
+    return "```{code-cell}" in text and "parameters" in text
+
+
+def chapters() -> list[str]:
+    """Stems of the executable chapters, in reading order (e.g. ``01-single-neuron``)."""
+    out = []
+    for f in toc_files():
+        p = paths.root() / f"{f}.md"
+        if p.exists() and is_notebook(p):
+            out.append(p.stem)
+    return out
+
+
+def resolve(names: list[str] | None) -> list[str]:
+    """Map ``ch01``, ``01``, ``1`` or a full stem to chapter stems; ``all`` or nothing means all."""
+    known = chapters()
+    if not names or names == ["all"]:
+        return known
+    out = []
+    for n in names:
+        m = n.lower().removeprefix("ch").removesuffix(".md")
+        hits = [s for s in known if s == n or s.split("-")[0] == m.zfill(2) or s == m]
+        if len(hits) != 1:
+            raise SystemExit(f"unknown chapter {n!r}: choose from {', '.join(known)} (or ch01 ... )")
+        out.append(hits[0])
+    return out
+
+
+# -- executing one chapter ----------------------------------------------------------------------
+@dataclass
+class Execution:
+    stem: str
+    profile: str
+    notebook: Path
+    record: dict[str, Any]
+    reused: bool
+
+
+def _key(stem: str, parameters: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update((paths.root() / BOOK_DIR / f"{stem}.md").read_bytes())
+    h.update(json.dumps(parameters, sort_keys=True).encode())
+    h.update(provenance.code_version().encode())
+    return h.hexdigest()[:20]
+
+
+def execute(
+    stem: str,
+    profile: str = "fast",
+    device: str = "auto",
+    seed: int = 0,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> Execution:
+    """Execute ``book/<stem>.md`` with papermill into ``_build/executed/<profile>/``."""
+    import jupytext
+    import nbformat
+    import papermill
+
+    check_choice("profile", profile, PROFILES)
+    check_choice("device", device, DEVICES)
+    parameters = {"profile": profile, "device": device, "seed": int(seed)}
+    out_dir = paths.executed_dir(profile)
+    nb_out = out_dir / f"{stem}.ipynb"
+    rec_path = out_dir / f"{stem}.run.json"
+    key = _key(stem, parameters)
+    if not force and nb_out.exists() and rec_path.exists():
+        rec = json.loads(rec_path.read_text())
+        if rec.get("key") == key and rec.get("ok"):
+            return Execution(stem, profile, nb_out, rec, reused=True)
+
+    src = paths.root() / BOOK_DIR / f"{stem}.md"
+    nb = jupytext.read(src)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env_backup = dict(os.environ)
+    os.environ.setdefault("IB_ROOT", str(paths.root()))
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
+        nb_in = Path(tmp) / f"{stem}.in.ipynb"
+        nb_tmp = Path(tmp) / f"{stem}.ipynb"
+        nbformat.write(nb, nb_in)
+        try:
+            papermill.execute_notebook(
+                str(nb_in),
+                str(nb_tmp),
+                parameters=parameters,
+                cwd=str(src.parent),
+                kernel_name="python3",
+                progress_bar=progress and sys.stderr.isatty(),
+                log_output=False,
+            )
+        except BaseException:
+            if nb_tmp.exists():
+                shutil.copy(nb_tmp, out_dir / f"{stem}.failed.ipynb")
+            raise
+        finally:
+            os.environ.clear()
+            os.environ.update(env_backup)
+        wall = time.perf_counter() - t0
+        claims_src = paths.claims_dir() / f"{stem}.json"
+        claims = json.loads(claims_src.read_text()) if claims_src.exists() else {}
+        fig_src = paths.figures_dir() / stem
+        fig_dst = out_dir / "figures" / stem
+        if fig_dst.exists():
+            shutil.rmtree(fig_dst)
+        if fig_src.exists():
+            shutil.copytree(fig_src, fig_dst)
+        paths.atomic_write_json(out_dir / f"{stem}.claims.json", claims)
+        record = {
+            "chapter": stem,
+            "key": key,
+            "ok": True,
+            "profile": profile,
+            "device_requested": device,
+            "device": claims.get("device", "unknown"),
+            "device_name": claims.get("device_name", "unknown"),
+            "seed": int(seed),
+            "commit": provenance.git_commit(),
+            "code_version": provenance.code_version(),
+            "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "wall_s": round(wall, 1),
+            "n_claims": claims.get("n_claims", 0),
+            "n_passed": claims.get("n_passed", 0),
+            "libraries": provenance.library_versions(),
+        }
+        os.replace(nb_tmp, nb_out)
+        paths.atomic_write_json(rec_path, record)
+    (out_dir / f"{stem}.failed.ipynb").unlink(missing_ok=True)
+    return Execution(stem, profile, nb_out, record, reused=False)
+
+
+# -- staging and building ------------------------------------------------------------------------
+def _banner(rec: dict[str, Any]) -> str:
+    short = rec["chapter"].split("-")[0]
+    return (
+        ":::{admonition} How this page was computed\n"
+        ":class: note\n\n"
+        f"Executed with profile **{rec['profile']}** on **{rec['device_name']}**, seed {rec['seed']}, "
+        f"commit `{rec['commit']}`, in {rec['wall_s']:.0f} s ({rec['started_utc']}); "
+        f"{rec['n_passed']} of {rec['n_claims']} claims pass. Rerun it with\n"
+        f"`python -m lib run ch{short} --profile {rec['profile']} --device {rec['device_requested']}` "
+        "(see {ref}`appendix-reproducibility`).\n"
+        ":::\n"
+    )
+
+
+def _stage_notebook(src: Path, dst: Path, rec: dict[str, Any]) -> None:
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    idx = next(
+        (i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
+        1,
+    )
+    nb.cells.insert(idx, nbformat.v4.new_markdown_cell(_banner(rec)))
+    nbformat.write(nb, dst)
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, str):
+        return x
+    return f"{x:.6g}"
+
+
+def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, Any]]) -> str:
+    """The claims appendix: one table per chapter, every measured value as a number."""
+    lines = []
+    total = sum(c.get("n_claims", 0) for c in claim_sets.values())
+    passed = sum(c.get("n_passed", 0) for c in claim_sets.values())
+    lines.append(f"**{passed} of {total} claims pass** in this build.\n")
+    for rec in runs:
+        stem = rec["chapter"]
+        cs = claim_sets.get(stem, {})
+        lines.append(f"## {{doc}}`{stem} <{stem}>`\n")
+        lines.append(
+            f"{cs.get('n_passed', 0)} of {cs.get('n_claims', 0)} claims pass "
+            f"(profile {rec['profile']}, {rec['device_name']}, commit `{rec['commit']}`).\n"
+        )
+        lines.append("| | claim | statement | paper | measured | criterion |")
+        lines.append("|---|---|---|---|---|---|")
+        for c in cs.get("claims", []):
+            mark = "✅" if c["passed"] else "❌"
+            stmt = c["statement"].replace("|", "\\|")
+            if c.get("values"):
+                vals = "; ".join(f"{k} = {_fmt(v)}" for k, v in c["values"].items())
+                stmt += f" <br><small>{vals}</small>"
+            paper = f"{{cite:t}}`{c['paper']}`, {c['where']}" if c.get("paper") else c.get("where", "")
+            lines.append(
+                f"| {mark} | `{c['id']}` | {stmt} | {paper} | {_fmt(c['measured'])} | "
+                f"`{c['criterion']}` |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def runs_markdown(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| chapter | profile | device | seed | commit | wall time | claims |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {{doc}}`{r['chapter']} <{r['chapter']}>` | {r['profile']} | {r['device_name']} | "
+            f"{r['seed']} | `{r['commit']}` | {r['wall_s']:.0f} s | {r['n_passed']}/{r['n_claims']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def stage(profile: str, executions: list[Execution]) -> Path:
+    """Assemble the Sphinx source tree of one profile in ``_build/site/<profile>``."""
+    import yaml
+
+    root = paths.root()
+    site = paths.build_dir() / "site" / profile
+    if site.exists():
+        shutil.rmtree(site)
+    (site / BOOK_DIR / "_generated").mkdir(parents=True)
+    for name in ("_toc.yml", "references.bib"):
+        shutil.copy(root / name, site / name)
+    cfg = yaml.safe_load((root / "_config.yml").read_text())
+    extra = cfg.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_extra_path", [])
+    extra.append("_extra")
+    (site / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    shutil.copytree(root / "vendor", site / "vendor")
+    stems = {e.stem for e in executions}
+    for f in (root / BOOK_DIR).iterdir():
+        if f.is_file() and f.suffix == ".md" and f.stem in stems:
+            continue
+        if f.name.startswith(".") or f.name == "_generated":
+            continue
+        (shutil.copytree if f.is_dir() else shutil.copy)(f, site / BOOK_DIR / f.name)
+    extra_dir = site / "_extra"
+    (extra_dir / "figures").mkdir(parents=True)
+    (extra_dir / "sources").mkdir(parents=True)
+    claim_sets = {}
+    for e in executions:
+        _stage_notebook(e.notebook, site / BOOK_DIR / f"{e.stem}.ipynb", e.record)
+        fig = e.notebook.parent / "figures" / e.stem
+        if fig.exists():
+            shutil.copytree(fig, extra_dir / "figures" / e.stem)
+        shutil.copy(root / BOOK_DIR / f"{e.stem}.md", extra_dir / "sources" / f"{e.stem}.md")
+        shutil.copy(e.notebook, extra_dir / "sources" / f"{e.stem}.ipynb")
+        cpath = e.notebook.parent / f"{e.stem}.claims.json"
+        claim_sets[e.stem] = json.loads(cpath.read_text()) if cpath.exists() else {}
+    runs = [e.record for e in executions]
+    gen = site / BOOK_DIR / "_generated"
+    (gen / "claims.md").write_text(claims_markdown(runs, claim_sets))
+    (gen / "runs.md").write_text(runs_markdown(runs))
+    paths.atomic_write_json(extra_dir / "claims.json", {"profile": profile, "chapters": claim_sets})
+    return site
+
+
+def build(
+    profile: str = "fast",
+    device: str = "auto",
+    seed: int = 0,
+    *,
+    names: list[str] | None = None,
+    force: bool = False,
+    strict: bool = True,
+) -> Path:
+    """Execute every chapter for ``profile`` and render the book into ``_build/html``."""
+    stems = resolve(names)
+    executions = []
+    for i, stem in enumerate(stems, 1):
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(stems)}] {stem} ({profile}) ...", end=" ", flush=True)
+        e = execute(stem, profile, device, seed, force=force)
+        state = "reused" if e.reused else f"executed in {time.perf_counter() - t0:.0f} s"
+        print(f"{state}; {e.record['n_passed']}/{e.record['n_claims']} claims pass", flush=True)
+        executions.append(e)
+    site = stage(profile, executions)
+    cmd = [
+        str(Path(sys.executable).with_name("jupyter-book")), "build", str(site), "--all",
+        "--path-output", str(paths.build_dir().parent if paths.build_dir().name == "_build" else paths.build_dir()),
+    ]
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    print("+", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=paths.root())
+    if r.returncode != 0:
+        raise SystemExit(f"jupyter-book build failed (exit {r.returncode}); see the warnings above")
+    html = paths.build_dir() / "html"
+    print(f"Book rendered in {time.perf_counter() - t0:.0f} s: {html / 'index.html'}")
+    return html
+
+
+def claims_summary(profile: str) -> list[dict[str, Any]]:
+    return claims_mod.load_all(paths.executed_dir(profile))
