@@ -15,7 +15,8 @@ together as one tensor program. This module holds the pieces every study shares:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -98,3 +99,24 @@ def tidy(runs: pd.DataFrame, **measurements: Any) -> pd.DataFrame:
             raise ValueError(f"measurement {name!r} has shape {v.shape}, expected ({len(runs)}, ...)")
         out[name] = list(v) if v.ndim > 1 else v
     return out
+
+
+@dataclass
+class Workload:
+    """A chapter's main training workload, for ``python -m lib bench``.
+
+    ``batched_step()`` advances all ``runs`` runs by one step as one tensor program;
+    ``loop_step()`` advances the same number of runs by one step each, one run at a time, the
+    straightforward way (the faster of a NumPy and a PyTorch per-run implementation where both exist).
+    ``flops_per_run_step`` (optional) is the arithmetic of one run-step, for compute-bound workloads;
+    ``matmul_shape`` (optional, ``(batch, n, k, m)``) is a plain batched product of the same shapes,
+    whose speed on the device is the roofline to compare with.
+    """
+
+    name: str
+    runs: int
+    device: str
+    batched_step: Callable[[], None]
+    loop_step: Callable[[], None]
+    flops_per_run_step: float | None = None
+    matmul_shape: tuple[int, int, int, int] | None = None

@@ -1,0 +1,1 @@
+"""One module per chapter: its profiles and its studies, as plain functions (no Jupyter needed)."""

@@ -1,0 +1,15 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("IB_ROOT", str(ROOT))
+os.environ.setdefault("IB_THREADS", "1")
+
+
+@pytest.fixture
+def tmp_build(tmp_path, monkeypatch):
+    """Point every build output (claims, figures, cache) at a temporary folder."""
+    monkeypatch.setenv("IB_BUILD", str(tmp_path / "_build"))
+    return tmp_path / "_build"
