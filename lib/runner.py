@@ -197,15 +197,23 @@ def execute(
 
 # -- staging and building ------------------------------------------------------------------------
 def _banner(rec: dict[str, Any]) -> str:
-    short = rec["chapter"].split("-")[0]
+    stem = rec["chapter"]
+    short = stem.split("-")[0]
     return (
-        ":::{admonition} How this page was computed\n"
+        ":::{admonition} How this page was computed, and how to rerun it\n"
         ":class: note\n\n"
         f"Executed with profile **{rec['profile']}** on **{rec['device_name']}**, seed {rec['seed']}, "
         f"commit `{rec['commit']}`, in {rec['wall_s']:.0f} s ({rec['started_utc']}); "
-        f"{rec['n_passed']} of {rec['n_claims']} claims pass. Rerun it with\n"
-        f"`python -m lib run ch{short} --profile {rec['profile']} --device {rec['device_requested']}` "
-        "(see {ref}`appendix-reproducibility`).\n"
+        f"{rec['n_passed']} of {rec['n_claims']} claims pass.\n\n"
+        "Rerun this chapter (after `python3 tasks.py env`, which sets up `.venv`):\n\n"
+        "```bash\n"
+        f".venv/bin/python -m lib run ch{short}                               # fast: CPU, a minute or two\n"
+        f".venv/bin/python -m lib run ch{short} --profile full --device cuda  # paper scale on a GPU\n"
+        f".venv/bin/python -m lib run ch{short} --profile full --device cpu   # paper scale, no GPU (slow)\n"
+        "```\n\n"
+        f'Download this chapter as <a href="../sources/{stem}.md" download>MyST Markdown</a> (the source) '
+        f'or as an <a href="../sources/{stem}.ipynb" download>executed notebook</a>; '
+        "see also {ref}`appendix-reproducibility`.\n"
         ":::\n"
     )
 
@@ -274,6 +282,24 @@ def runs_markdown(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def status_markdown(runs: list[dict[str, Any]]) -> str:
+    """The intro's table: each paper, its chapter, and the state of its claims in this build."""
+    from .papers import PAPERS
+
+    by_stem = {r["chapter"]: r for r in runs}
+    lines = ["| chapter | paper | what it shows | claims |", "|---|---|---|---|"]
+    for p in PAPERS:
+        r = by_stem.get(p.chapter)
+        if r is None:
+            continue
+        ok = "✅" if r["n_passed"] == r["n_claims"] and r["n_claims"] > 0 else "❌"
+        lines.append(
+            f"| {{doc}}`{p.chapter}` | {p.authors}, *{p.title}*, {p.venue} {{cite:p}}`{p.key}` | "
+            f"{p.topic} | {ok} {r['n_passed']}/{r['n_claims']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def stage(profile: str, executions: list[Execution]) -> Path:
     """Assemble the Sphinx source tree of one profile in ``_build/site/<profile>``."""
     import yaml
@@ -290,6 +316,7 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     extra.append("_extra")
     (site / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     shutil.copytree(root / "vendor", site / "vendor")
+    shutil.copytree(root / "_static", site / "_static")
     stems = {e.stem for e in executions}
     for f in (root / BOOK_DIR).iterdir():
         if f.is_file() and f.suffix == ".md" and f.stem in stems:
@@ -314,6 +341,7 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     gen = site / BOOK_DIR / "_generated"
     (gen / "claims.md").write_text(claims_markdown(runs, claim_sets))
     (gen / "runs.md").write_text(runs_markdown(runs))
+    (gen / "status.md").write_text(status_markdown(runs))
     paths.atomic_write_json(extra_dir / "claims.json", {"profile": profile, "chapters": claim_sets})
     return site
 

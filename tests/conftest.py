@@ -13,3 +13,13 @@ def tmp_build(tmp_path, monkeypatch):
     """Point every build output (claims, figures, cache) at a temporary folder."""
     monkeypatch.setenv("IB_BUILD", str(tmp_path / "_build"))
     return tmp_path / "_build"
+
+
+@pytest.fixture(scope="session")
+def book_html():
+    """Build the whole book once per test session (fast profile, warnings as errors).
+
+    Chapter executions are reused when up to date (the chapter tests produce the same ones)."""
+    from lib import runner
+
+    return runner.build("fast", "auto", 0)

@@ -1,0 +1,75 @@
+"""Sphinx extension of the book: every figure says how to cite and regenerate it.
+
+For each numbered figure named ``fig-chNN-<figure id>`` in a chapter, a line is added under its
+caption with links to the figure's PNG, PDF and provenance record (``figures/<chapter>/<id>.*``, copied
+next to the pages by the build) and a "cite" disclosure holding a BibTeX entry with the book's version,
+the commit and the figure id. The figure keeps its stable anchor ``#fig-chNN-<figure id>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from docutils import nodes
+
+FIG_NAME = re.compile(r"^fig-ch(\d\d)-([a-z0-9-]+)$")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def bibtex(stem: str, fig_id: str, rec: dict, version: str) -> str:
+    num = stem.split("-")[0]
+    commit = rec.get("commit", "unknown")
+    return (
+        f"@misc{{ibbook-ch{num}-{fig_id},\n"
+        f"  title        = {{Figure {fig_id} of chapter {stem}}},\n"
+        f"  author       = {{{{The implicit-bias book authors}}}},\n"
+        f"  howpublished = {{Implicit bias of gradient methods: a reproducible companion, version {version}}},\n"
+        f"  note         = {{Figure id ch{num}/{fig_id}; commit {commit}; profile {rec.get('profile', '?')}; "
+        f"regenerate with python -m lib run ch{num} --profile {rec.get('profile', 'fast')}}},\n"
+        f"  year         = {{2026}}\n"
+        f"}}"
+    )
+
+
+def _figure_links(app, doctree, docname):
+    if app.builder.format != "html":
+        return
+    srcdir = Path(app.srcdir)
+    stem = Path(docname).name
+    depth = docname.count("/")
+    up = "../" * depth
+    for fig in list(doctree.findall(nodes.figure)):
+        name = next((n for n in fig.get("names", []) + fig.get("ids", []) if FIG_NAME.match(n)), None)
+        if not name:
+            continue
+        fig_id = FIG_NAME.match(name).group(2)
+        rec_path = srcdir / "_extra" / "figures" / stem / f"{fig_id}.json"
+        if not rec_path.exists():
+            continue
+        rec = json.loads(rec_path.read_text())
+        base = f"{up}figures/{stem}/{fig_id}"
+        cite = bibtex(stem, fig_id, rec, _version())
+        html = (
+            f'<div class="ib-figure-links">'
+            f'<a href="{base}.png" download>PNG</a> · <a href="{base}.pdf" download>PDF</a> · '
+            f'<a href="{base}.json">provenance</a> · <a href="#{name}">link</a>'
+            f'<details class="ib-cite"><summary>Cite this figure</summary>'
+            f'<pre>{_escape(cite)}</pre></details></div>'
+        )
+        fig += nodes.raw("", html, format="html")
+
+
+def _escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def setup(app):
+    app.connect("doctree-resolved", _figure_links)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,61 @@
+"""The whole book builds (warnings are errors: broken references, missing citations and missing
+figures fail the build) and the rendered HTML is complete and self-contained."""
+
+import json
+import re
+
+import pytest
+
+from lib import runner
+
+pytestmark = pytest.mark.book
+
+
+def _pages(html):
+    return {p.relative_to(html).as_posix(): p.read_text() for p in html.rglob("*.html")}
+
+
+def test_every_chapter_and_appendix_is_rendered(book_html):
+    pages = _pages(book_html)
+    for stem in runner.chapters():
+        page = pages.get(f"book/{stem}.html")
+        assert page is not None, f"{stem} was not rendered"
+        assert "How this page was computed" in page and "profile <strong>fast</strong>" in page
+        assert "&lt;Figure size" not in page, f"{stem}: a figure was rendered as text"
+    for name in ("intro", "appendix-claims", "appendix-reproducibility", "bibliography"):
+        assert f"book/{name}.html" in pages
+
+
+def test_every_figure_has_files_provenance_and_a_numbered_caption(book_html):
+    pages = _pages(book_html)
+    for stem in runner.chapters():
+        figdir = book_html / "figures" / stem
+        records = sorted(figdir.glob("*.json"))
+        assert records, f"{stem} has no figures"
+        page = pages[f"book/{stem}.html"]
+        numbered = len(re.findall(r'class="caption-number"', page))
+        assert numbered >= len(records), f"{stem}: {len(records)} figures, {numbered} numbered captions"
+        for rec_path in records:
+            rec = json.loads(rec_path.read_text())
+            for key in ("chapter", "figure", "params", "profile", "device", "seed", "commit", "libraries"):
+                assert key in rec, f"{rec_path.name} lacks {key}"
+            assert (figdir / rec["files"]["png"]["file"]).exists()
+            assert (figdir / rec["files"]["pdf"]["file"]).exists()
+
+
+def test_claims_appendix_shows_every_claim_passing(book_html):
+    page = (book_html / "book" / "appendix-claims.html").read_text()
+    data = json.loads((book_html / "claims.json").read_text())
+    total = sum(c["n_claims"] for c in data["chapters"].values())
+    assert total > 0
+    assert f"{total} of {total} claims pass" in page
+    assert "❌" not in page
+
+
+def test_no_external_resources(book_html):
+    """Offline and archivable: no page loads scripts, styles, fonts or images from the network."""
+    bad = re.compile(r'<(?:script|link|img)[^>]+(?:src|href)="(?:https?:)?//', re.I)
+    for name, page in _pages(book_html).items():
+        hits = bad.findall(page)
+        assert not hits, f"{name} loads external resources: {hits[:3]}"
+    assert (book_html / "_static" / "mathjax" / "tex-mml-chtml.js").exists()

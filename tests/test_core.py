@@ -1,0 +1,294 @@
+"""Unit tests of the core: chapter parameters, claims, figures, the study cache, the engine, the
+batched optimisers and the shallow networks."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib import cache, chapter, claims, engine, figures, optim, paths, shallow
+
+# -- chapter parameters ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(profile="medium"), "invalid profile='medium': allowed values are 'fast', 'full'"),
+        (dict(profile=None), "invalid profile=None"),
+        (dict(device="gpu"), "invalid device='gpu': allowed values are 'auto', 'cpu', 'cuda'"),
+        (dict(seed=-1), "invalid seed=-1"),
+        (dict(seed=1.5), "invalid seed=1.5"),
+    ],
+)
+def test_start_rejects_bad_parameters(tmp_build, kw, match):
+    args = dict(profile="fast", device="cpu", seed=0) | kw
+    with pytest.raises(chapter.ParameterError, match=match.replace("(", r"\(").replace(")", r"\)")):
+        chapter.start("99-test", **args)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_cuda_without_gpu_is_an_error_not_a_fallback(tmp_build):
+    with pytest.raises(chapter.ParameterError, match="no CUDA GPU"):
+        chapter.start("99-test", device="cuda")
+
+
+def test_start_resolves_auto_and_seeds(tmp_build):
+    ctx = chapter.start("99-test", "fast", "auto", 3)
+    assert ctx.device.type in {"cpu", "cuda"}
+    a = ctx.rng(1).normal(size=3)
+    b = chapter.start("99-test", "fast", "auto", 3).rng(1).normal(size=3)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, ctx.rng(2).normal(size=3))
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "3", True])
+def test_check_positive(bad):
+    with pytest.raises(chapter.ParameterError, match="invalid width"):
+        chapter.check_positive("width", bad, integer=not isinstance(bad, float))
+
+
+def test_check_positive_accepts():
+    assert chapter.check_positive("lr", 0.1) == 0.1
+    assert chapter.check_positive("width", 3, integer=True) == 3
+    assert chapter.check_positive("wd", 0.0, allow_zero=True) == 0.0
+
+
+# -- claims ---------------------------------------------------------------------------------
+
+
+def test_claims_pass_fail_and_json(tmp_build):
+    reg = claims.ClaimRegistry("99-test", {"profile": "fast"})
+    c = reg.check("a", "close", paper="k", where="w", measured=1.0 + 1e-9, expected=1.0, tol=1e-8)
+    assert c.passed and "|m - 1| <= 1e-08" == c.criterion()
+    reg.check("b", "bounded", paper="k", where="w", measured=np.float64(1.5), lower=1, upper=2,
+              values={"x": np.float32(2.5)})
+    with pytest.raises(claims.ClaimFailed, match="FAIL"):
+        reg.check("c", "strict", paper="k", where="w", measured=2.0, lower=1, upper=2, strict=True)
+    data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
+    assert data["n_claims"] == 3 and data["n_passed"] == 2
+    assert [c["passed"] for c in data["claims"]] == [True, True, False]
+    assert data["claims"][1]["values"] == {"x": 2.5}
+    assert all(isinstance(c["measured"], float) for c in data["claims"])
+
+
+def test_claims_reject_misuse(tmp_build):
+    reg = claims.ClaimRegistry("99-test", {})
+    with pytest.raises(ValueError, match="tolerance"):
+        reg.check("a", "s", paper="k", where="w", measured=1, expected=1)
+    with pytest.raises(ValueError, match="expected"):
+        reg.check("a", "s", paper="k", where="w", measured=1)
+    reg.check("a", "s", paper="k", where="w", measured=1, upper=2)
+    with pytest.raises(ValueError, match="twice"):
+        reg.check("a", "s", paper="k", where="w", measured=1, upper=2)
+
+
+def test_nan_never_passes(tmp_build):
+    reg = claims.ClaimRegistry("99-test", {})
+    with pytest.raises(claims.ClaimFailed):
+        reg.check("nan", "s", paper="k", where="w", measured=float("nan"), lower=-math.inf)
+    data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
+    assert data["claims"][0]["measured"] == "nan"
+
+
+@given(m=st.floats(-10, 10), e=st.floats(-10, 10), tol=st.floats(0, 5))
+@settings(max_examples=50, deadline=None)
+def test_claim_close_matches_definition(m, e, tol):
+    c = claims.Claim("i", "s", "k", "w", measured=m, expected=e, tol=tol)
+    assert c.evaluate() == (abs(m - e) <= tol)
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+
+def test_figure_files_and_provenance(tmp_build):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    rec = figures.save(fig, "99-test", "line", caption="A line.", alt="A line.",
+                       meta={"profile": "fast", "seed": 0, "commit": "abc"}, glue=False)
+    out = tmp_build / "figures" / "99-test"
+    assert {p.name for p in out.iterdir()} == {"line.png", "line.pdf", "line.json"}
+    data = json.loads((out / "line.json").read_text())
+    assert data["figure"] == "line" and data["profile"] == "fast" and "torch" in data["libraries"]
+    assert data["files"]["png"]["sha256"] == rec["files"]["png"]["sha256"]
+
+
+def test_figures_are_byte_reproducible(tmp_build):
+    import matplotlib.pyplot as plt
+
+    digests = []
+    for _ in range(2):
+        fig, ax = plt.subplots()
+        ax.plot(np.linspace(0, 1, 50) ** 2)
+        rec = figures.save(fig, "99-test", "sq", caption="c", alt="a", meta={}, glue=False)
+        digests.append((rec["files"]["png"]["sha256"], rec["files"]["pdf"]["sha256"]))
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("bad", ["Fig1", "fig_1", "", "-x"])
+def test_figure_ids_are_validated(bad):
+    with pytest.raises(ValueError, match="figure id"):
+        figures.validate_id(bad)
+
+
+# -- cache ------------------------------------------------------------------------------------
+
+
+def test_cache_hits_and_keys(tmp_build, monkeypatch):
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return {"x": np.arange(3)}
+
+    a = cache.cached("99-test", "s", fn, params={"n": 3}, device="cpu")
+    b = cache.cached("99-test", "s", fn, params={"n": 3}, device="cpu")
+    c = cache.cached("99-test", "s", fn, params={"n": 4}, device="cpu")
+    d = cache.cached("99-test", "s", fn, params={"n": 3}, device="cuda")
+    assert (a.hit, b.hit, c.hit, d.hit) == (False, True, False, False)
+    assert len(calls) == 3 and np.array_equal(b.value["x"], np.arange(3))
+    monkeypatch.setenv("IB_CACHE", "0")
+    assert not cache.cached("99-test", "s", fn, params={"n": 3}, device="cpu").hit
+
+
+def test_cache_leaves_nothing_when_interrupted(tmp_build):
+    def boom():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.cached("99-test", "s", boom, params={}, device="cpu")
+    assert not list((tmp_build / "cache").rglob("*.pkl")) if (tmp_build / "cache").exists() else True
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    p = tmp_path / "f.json"
+    paths.atomic_write_json(p, {"a": 1})
+
+    class Boom:
+        pass
+
+    with pytest.raises(TypeError):
+        paths.atomic_write_json(p, {"a": Boom()})
+    assert json.loads(p.read_text()) == {"a": 1}
+    assert [f.name for f in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_chapter_study_goes_through_cache(tmp_build):
+    ctx = chapter.start("99-test", "fast", "cpu", 5)
+
+    def study(*, n, device, seed):
+        return n * 10 + seed
+
+    assert ctx.study("s", study, n=2) == 25
+    assert ctx.study("s", study, n=2) == 25
+    assert [s["cached"] for s in ctx.studies_run] == [False, True]
+
+
+# -- engine -----------------------------------------------------------------------------------
+
+
+def test_grid_and_tidy():
+    g = engine.grid(seed=[0, 1, 2], lr=[0.1, 0.01])
+    assert len(g) == 6 and list(g.columns) == ["seed", "lr"]
+    assert g.iloc[1].to_dict() == {"seed": 0, "lr": 0.01}
+    t = engine.tidy(g, loss=torch.arange(6.0), vec=np.ones((6, 2)))
+    assert t["loss"].tolist() == list(range(6)) and len(t["vec"][0]) == 2
+    with pytest.raises(ValueError, match="shape"):
+        engine.tidy(g, bad=np.ones(5))
+
+
+def test_shards_cover_everything():
+    s = engine.shards(10, 4)
+    assert [(x.start, x.stop) for x in s] == [(0, 4), (4, 8), (8, 10)]
+    with pytest.raises(ValueError):
+        engine.shards(10, 0)
+
+
+def test_check_finite_names_runs_and_parameter():
+    runs = engine.grid(lr=[0.1, 10.0])
+    x = torch.tensor([[1.0, 2.0], [float("nan"), 1.0]])
+    with pytest.raises(engine.DivergenceError, match=r"1 of 2 runs: \[\{'lr': 10.0\}\]. reduce the step size lr"):
+        engine.check_finite(x, what="GD", hint="reduce the step size lr", runs=runs)
+    engine.check_finite(torch.ones(3, 2), what="GD", hint="h")
+
+
+# -- optimisers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["gd", "momentum", "adam"])
+def test_batched_optimizer_equals_torch_per_run(method):
+    torch.manual_seed(0)
+    target = torch.randn(3, 4, dtype=torch.float64)
+    lrs = torch.tensor([0.1, 0.03, 0.01], dtype=torch.float64)
+    wd = 0.05
+    x0 = torch.randn(3, 4, dtype=torch.float64)
+    x = x0.clone()
+    opt = optim.BatchedOptimizer([x], method, lr=lrs, wd=wd, momentum=0.9)
+    for _ in range(20):
+        opt.step([2 * (x - target) * torch.arange(1, 5)])
+    for r in range(3):
+        p = x0[r].clone().requires_grad_(True)
+        if method == "adam":
+            o = torch.optim.Adam([p], lr=lrs[r].item(), weight_decay=wd)
+        else:
+            o = torch.optim.SGD([p], lr=lrs[r].item(), weight_decay=wd,
+                                momentum=0.9 if method == "momentum" else 0.0)
+        for _ in range(20):
+            o.zero_grad()
+            ((p - target[r]) ** 2 * torch.arange(1, 5)).sum().backward()
+            o.step()
+        assert torch.allclose(x[r], p.detach(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(method="sgd"), "method"), (dict(lr=0.0), "lr"),
+                                       (dict(lr=float("nan")), "lr"), (dict(wd=-1.0), "wd")])
+def test_optimizer_validation(kw, match):
+    with pytest.raises(ValueError, match=match):
+        optim.BatchedOptimizer([torch.zeros(2, 2)], **kw)
+
+
+# -- shallow networks -------------------------------------------------------------------------
+
+
+def test_shallow_forward_matches_explicit_sum():
+    g = torch.Generator().manual_seed(1)
+    net = shallow.init(2, 4, 3, skip=True, generator=g)
+    net.v += 0.5
+    net.c += 0.25
+    x = torch.randn(5, 3, dtype=torch.float64, generator=g)
+    out = shallow.forward(net, x)
+    for r in range(2):
+        ref = (net.a[r] * torch.relu(x @ net.w[r].T + net.b[r])).sum(1) + x @ net.v[r] + net.c[r]
+        assert torch.allclose(out[r], ref)
+    xb = x.expand(2, 5, 3)
+    assert torch.allclose(shallow.forward(net, xb), out)
+
+
+def test_shallow_penalty_and_balance():
+    net = shallow.init(1, 3, 1)
+    with torch.no_grad():
+        net.a.copy_(torch.tensor([[3.0, -1.0, 0.5]]))
+        net.w.copy_(torch.tensor([[[4.0], [1.0], [0.0]]]))
+        net.b.copy_(torch.tensor([[0.0, 0.0, 0.5]]))
+    assert torch.allclose(shallow.variation_norm(net), torch.tensor([12.0 + 1.0 + 0.25], dtype=torch.float64))
+    assert torch.allclose(shallow.penalty(net, include_bias=False), torch.tensor([0.5 * (9 + 1 + 0.25 + 16 + 1)], dtype=torch.float64))
+    kinks, jumps = shallow.kinks_1d(net)[0]
+    assert kinks.tolist() == [0.0, 0.0] and jumps.tolist() == [12.0, -1.0]
+
+
+def test_shallow_widths_mask():
+    net = shallow.init(3, 6, 1, widths=torch.tensor([6, 2, 1]))
+    assert (net.a[1, 2:] == 0).all() and (net.a[2, 1:] == 0).all() and (net.a[0] != 0).all()
+    with pytest.raises(ValueError, match="widths"):
+        shallow.init(2, 4, widths=torch.tensor([5, 1]))
+
+
+def test_tidy_table_is_dataframe():
+    assert isinstance(engine.grid(a=[1]), pd.DataFrame)

@@ -1,0 +1,44 @@
+"""pyproject.toml and environment.yml name the same dependencies; the torch range admits the CPU
+wheel used here (2.13) and the GPU machine's 2.11."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.specifiers import SpecifierSet
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"torch": "pytorch", "dask[distributed]": "dask"}
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ ]", req, maxsplit=1)[0].strip().lower()
+
+
+def _pyproject():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(data["dependencies"])
+    for extra in data["optional-dependencies"].values():
+        reqs += extra
+    return {CONDA_NAMES.get(_name(r), _name(r)): r for r in reqs}
+
+
+def test_environment_yml_names_the_same_dependencies():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip", "distributed"}
+    assert conda == set(_pyproject())
+
+
+def test_torch_range_admits_cpu_and_gpu_machines():
+    req = _pyproject()["pytorch"]
+    spec = SpecifierSet(req[len("torch"):])
+    assert "2.13.0" in spec and "2.11.0" in spec and "2.14.1" not in spec
+
+
+def test_ci_calls_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 tasks.py test" in readme.split("\n## ")[0]
+    assert "python3 tasks.py book" in readme.split("\n## ")[0]
+    assert "tasks.py test" in ci
