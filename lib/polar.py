@@ -65,7 +65,7 @@ def newton_schulz(w: torch.Tensor, iters: int = 25) -> torch.Tensor:
     x = x / torch.where(norm > 0, norm, torch.ones_like(norm))
     for _ in range(iters):
         gram = torch.bmm(x.transpose(1, 2), x)
-        x = 1.5 * x - 0.5 * torch.bmm(x, gram)
+        x = torch.baddbmm(x, x, gram, beta=1.5, alpha=-0.5)  # 1.5 X - 0.5 X X^T X
     if transpose:
         x = x.transpose(1, 2)
     return x[0] if single else x

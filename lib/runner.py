@@ -366,6 +366,9 @@ def build(
         print(f"{state}; {e.record['n_passed']}/{e.record['n_claims']} claims pass", flush=True)
         executions.append(e)
     site = stage(profile, executions)
+    html = paths.build_dir() / "html"
+    if html.exists():  # a clean build: stale pages and files never survive
+        shutil.rmtree(html)
     cmd = [
         str(Path(sys.executable).with_name("jupyter-book")), "build", str(site), "--all",
         "--path-output", str(paths.build_dir().parent if paths.build_dir().name == "_build" else paths.build_dir()),
@@ -377,7 +380,6 @@ def build(
     r = subprocess.run(cmd, cwd=paths.root())
     if r.returncode != 0:
         raise SystemExit(f"jupyter-book build failed (exit {r.returncode}); see the warnings above")
-    html = paths.build_dir() / "html"
     print(f"Book rendered in {time.perf_counter() - t0:.0f} s: {html / 'index.html'}")
     return html
 

@@ -70,6 +70,24 @@ def _escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    """sphinx-thebe registers its inline configuration script once per reading pass, so pages got it
+    twice ("THEBE_JS_URL has already been declared"); keep the first copy of every script."""
+    files = context.get("script_files")
+    if not files:
+        return
+    seen, out = set(), []
+    for js in files:
+        attrs = getattr(js, "attributes", {})
+        key = (getattr(js, "filename", None) or "", tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(js)
+    files[:] = out  # in place: later handlers (MathJax) append to this very list
+
+
 def setup(app):
     app.connect("doctree-resolved", _figure_links)
+    app.connect("html-page-context", _dedupe_scripts, priority=1)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,188 @@
+"""Positively homogeneous networks, batched over initialisations.
+
+A network ``Phi(theta; x)`` is *L-homogeneous* when ``Phi(c theta; x) = c^L Phi(theta; x)`` for every
+``c > 0``. Bias-free linear and ReLU networks of depth L are L-homogeneous. For labelled data
+``(x_i, y_i)`` with ``y_i in {-1, +1}`` the *margins* are ``q_i(theta) = y_i Phi(theta; x_i)`` and the
+*normalized margin* is
+
+    gamma(theta) = min_i q_i(theta) / ||theta||^L,
+
+which is scale invariant. Lyu & Li (``lyu2020gradient``) and Ji & Telgarsky (``ji2020directional``)
+show that gradient flow on the exponential loss converges in direction to a KKT point of
+
+    (P)   min 1/2 ||theta||^2   s.t.   q_i(theta) >= 1 for all i;
+
+Vardi, Shamir & Srebro (``vardi2022margin``) ask when that KKT point is an optimum of (P).
+
+Three families, each a frozen :class:`Family` describing the layout of a flat parameter vector
+``theta`` of shape ``[B, P]`` (B independent runs stacked along the leading axis):
+
+- ``fc(d, width, depth)``: fully connected linear ``Phi = W_L ... W_1 x`` (``W_1: [k, d]``,
+  ``W_l: [k, k]``, ``W_L: [1, k]``);
+- ``diagonal(d, depth)``: diagonal linear ``Phi = <u_1 * ... * u_L, x>`` (``u_l in R^d``);
+- ``relu(d, width)``: depth-2 bias-free ReLU ``Phi = sum_j v_j relu(<w_j, x>)`` (``w: [m, d]``
+  then ``v: [m]``).
+
+Every family gives predictions ``[B, n]`` and their analytic Jacobian ``[B, n, P]`` (for ReLU the
+derivative of ``relu`` at 0 is taken as 0, as in PyTorch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+KINDS = ("fc", "diagonal", "relu")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A homogeneous architecture: ``kind`` in ``KINDS``, input dimension ``d``, ``depth``, ``width``."""
+
+    kind: str
+    d: int
+    depth: int
+    width: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"invalid kind={self.kind!r}: allowed values are {', '.join(map(repr, KINDS))}")
+        if self.d < 1:
+            raise ValueError(f"invalid d={self.d!r}: the input dimension must be >= 1")
+        if self.depth < 2 or (self.kind == "relu" and self.depth != 2):
+            raise ValueError(f"invalid depth={self.depth!r}: >= 2 (exactly 2 for relu)")
+        if self.kind in ("fc", "relu") and self.width < 1:
+            raise ValueError(f"invalid width={self.width!r}: {self.kind} networks need width >= 1")
+
+    # -- layout -----------------------------------------------------------------------------
+    @property
+    def degree(self) -> int:
+        """The homogeneity degree L: ``Phi(c theta) = c^L Phi(theta)``."""
+        return self.depth
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        if self.kind == "fc":
+            k, L = self.width, self.depth
+            return [(k, self.d)] + [(k, k)] * (L - 2) + [(1, k)]
+        if self.kind == "diagonal":
+            return [(self.d,)] * self.depth
+        return [(self.width, self.d), (self.width,)]
+
+    @property
+    def size(self) -> int:
+        """P, the number of parameters of one run."""
+        return sum(int(torch.tensor(s).prod()) for s in self.shapes)
+
+    @property
+    def layer_slices(self) -> list[slice]:
+        """Slices of the flat vector holding each layer (for per-layer statements)."""
+        out, i = [], 0
+        for s in self.shapes:
+            n = int(torch.tensor(s).prod())
+            out.append(slice(i, i + n))
+            i += n
+        return out
+
+    def unpack(self, theta: torch.Tensor) -> list[torch.Tensor]:
+        """Split ``theta: [B, P]`` into the layers ``[B, *shape]``."""
+        if theta.ndim != 2 or theta.shape[1] != self.size:
+            raise ValueError(f"theta has shape {tuple(theta.shape)}, expected [B, {self.size}]")
+        return [theta[:, sl].reshape(theta.shape[0], *s) for sl, s in zip(self.layer_slices, self.shapes)]
+
+    def pack(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Inverse of :meth:`unpack`."""
+        return torch.cat([t.reshape(t.shape[0], -1) for t in layers], dim=1)
+
+    # -- the network ----------------------------------------------------------------------------
+    def predict(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """``Phi(theta; x_i)`` for ``X: [n, d]``, shape ``[B, n]``."""
+        layers = self.unpack(theta)
+        if self.kind == "fc":
+            h = X.T.unsqueeze(0).expand(theta.shape[0], -1, -1)  # [B, d, n]
+            for W in layers:
+                h = W @ h
+            return h[:, 0, :]
+        if self.kind == "diagonal":
+            return self.predictor(theta) @ X.T
+        w, v = layers
+        return torch.einsum("bmn,bm->bn", torch.relu(w @ X.T), v)
+
+    def predictor(self, theta: torch.Tensor) -> torch.Tensor:
+        """End-to-end linear predictor ``beta: [B, d]`` (linear families): ``Phi(theta; x) = <beta, x>``."""
+        layers = self.unpack(theta)
+        if self.kind == "diagonal":
+            return torch.stack(layers, 0).prod(0)
+        if self.kind == "fc":
+            M = layers[0]
+            for W in layers[1:]:
+                M = W @ M
+            return M[:, 0, :]
+        raise ValueError("a ReLU network has no end-to-end linear predictor")
+
+    def jacobian(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """``d Phi(theta; x_i) / d theta``, shape ``[B, n, P]`` (analytic)."""
+        B, n = theta.shape[0], X.shape[0]
+        layers = self.unpack(theta)
+        if self.kind == "diagonal":
+            U = torch.stack(layers, 0)  # [L, B, d]
+            parts = []
+            for l in range(self.depth):
+                others = torch.cat([U[:l], U[l + 1:]], 0).prod(0)  # [B, d]
+                parts.append(others[:, None, :] * X[None, :, :])
+            return torch.cat(parts, dim=2)
+        if self.kind == "fc":
+            # forward activations h_{l-1} (input of layer l) and backward row vectors g_l
+            hs = [X.unsqueeze(0).expand(B, -1, -1)]  # [B, n, d]
+            for W in layers[:-1]:
+                hs.append(hs[-1] @ W.transpose(1, 2))
+            g = [None] * self.depth
+            g[-1] = torch.ones(B, 1, dtype=theta.dtype, device=theta.device)
+            for l in range(self.depth - 2, -1, -1):
+                g[l] = (g[l + 1].unsqueeze(1) @ layers[l + 1])[:, 0, :]
+            parts = [(g[l][:, None, :, None] * hs[l][:, :, None, :]).reshape(B, n, -1) for l in range(self.depth)]
+            return torch.cat(parts, dim=2)
+        w, v = layers
+        pre = torch.einsum("bmd,nd->bnm", w, X)
+        act = (pre > 0).to(theta.dtype)
+        jw = (act * v[:, None, :])[..., None] * X[None, :, None, :]  # [B, n, m, d]
+        return torch.cat([jw.reshape(B, n, -1), torch.relu(pre)], dim=2)
+
+    def preactivations(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """ReLU pre-activations ``<w_j, x_i>``, shape ``[B, n, m]``."""
+        if self.kind != "relu":
+            raise ValueError("pre-activations are defined for the relu family")
+        return torch.einsum("bmd,nd->bnm", self.unpack(theta)[0], X)
+
+
+def fc(d: int, width: int, depth: int) -> Family:
+    """Fully connected linear network of the given depth (``ji2020directional``)."""
+    return Family("fc", d, depth, width)
+
+
+def diagonal(d: int, depth: int) -> Family:
+    """Diagonal linear network ``<u_1 * ... * u_L, x>`` (``vardi2022margin``; ``gunasekar2017implicit``)."""
+    return Family("diagonal", d, depth, 0)
+
+
+def relu(d: int, width: int) -> Family:
+    """Depth-2 bias-free ReLU network ``sum_j v_j relu(<w_j, x>)`` (``vardi2022margin``)."""
+    return Family("relu", d, 2, width)
+
+
+# -- margins ---------------------------------------------------------------------------------------
+def margins(fam: Family, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``q_i = y_i Phi(theta; x_i)``, shape ``[B, n]``."""
+    return fam.predict(theta, X) * y[None, :]
+
+
+def margin_jacobian(fam: Family, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``grad q_i(theta)``, shape ``[B, n, P]``."""
+    return fam.jacobian(theta, X) * y[None, :, None]
+
+
+def normalized_margin(fam: Family, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``gamma(theta) = min_i q_i / ||theta||^L``, shape ``[B]`` (scale invariant)."""
+    q = margins(fam, theta, X, y)
+    return q.min(dim=1).values / theta.norm(dim=1) ** fam.degree

@@ -1,0 +1,382 @@
+"""Low-rank matrix completion with deep matrix factorizations, batched over every run of a study.
+
+A *problem* is a ground truth ``W* = U V^T`` (``U, V`` with i.i.d. N(0, 1) entries, rescaled so that
+``||W*||_F = n``: root-mean-square entry 1) and a set ``Omega`` of ``m`` observed entries drawn
+uniformly without replacement; the test set is every unobserved entry, without noise.
+
+The model of depth ``N`` is the end-to-end matrix ``W = W_N ... W_1`` of ``N`` square ``n x n``
+layers (``arora2019implicit``), trained on
+
+.. math::
+
+    L(W_1, \\dots, W_N) = \\frac1m \\sum_{(i,j) \\in \\Omega} (W_{ij} - W^*_{ij})^2
+                         + \\lambda \\, \\rho(W),
+
+with ``rho`` the ratio ``||W||_*/||W||_F`` of Zhao (``zhao2022combining``), the nuclear norm (an
+ablation), or nothing, always applied to the end-to-end matrix, never layer by layer.
+
+B runs (seeds, numbers of observations, penalty weights, learning rates, betas) are stacked along a
+leading axis: every layer is a ``[B, n, n]`` tensor, products are ``torch.bmm``, and the penalty's
+polar factor is the matrix-product-only :func:`lib.polar.newton_schulz`. Runs of one call share a
+depth and an optimizer family (a study groups its runs by depth and optimizer).
+
+Optimizers (:func:`train`, ``method``):
+
+- ``"adam"``: Adam with per-run ``lr``/``beta1`` (``lib.optim.BatchedOptimizer``, ``kingma2015adam``);
+- ``"gd"``: plain gradient descent with a constant step;
+- ``"ngd"``: the gradient-descent *direction* with one global adaptive step size per run,
+  ``lr / (sqrt(v_t) + eps)`` where ``v_t`` is a bias-corrected moving average (``alpha = 0.99``) of the
+  squared norm of the whole gradient (all layers) -- a group-RMSprop step in the spirit of the
+  optimizer of Arora et al.'s experiments. Unlike Adam it does not rescale coordinates separately.
+
+Measurements: test error (mean squared error over the unobserved entries), the effective rank of
+Roy & Vetterli (``roy2007effective``), singular values at logging steps only, and the movement of
+observed and unobserved entries since initialisation. The nuclear-norm minimisation baseline
+(``candes2009exact``) is solved with cvxpy, one problem at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import engine, polar
+from .optim import BatchedOptimizer
+
+METHODS = ("adam", "gd", "ngd")
+PENALTIES = ("none", "ratio", "nuclear")
+
+
+# -- problems ------------------------------------------------------------------------------------
+@dataclass
+class Problems:
+    """``S`` ground truths and their observation orders (``order[s]`` ranks the ``n^2`` entries)."""
+
+    target: torch.Tensor  # [S, n, n], ||W*||_F = n
+    order: torch.Tensor  # [S, n*n] a random permutation rank of the entries
+    rank: int
+
+    @property
+    def n(self) -> int:
+        return self.target.shape[-1]
+
+    def dof(self) -> int:
+        """Degrees of freedom of an ``n x n`` matrix of rank ``r``: ``r (2n - r)``."""
+        return degrees_of_freedom(self.n, self.rank)
+
+
+def degrees_of_freedom(n: int, rank: int) -> int:
+    return rank * (2 * n - rank)
+
+
+def make_problems(
+    n: int,
+    rank: int,
+    count: int,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> Problems:
+    """``count`` ground truths ``W* = c U V^T`` (``U, V ~ N(0,1)^{n x r}``, ``c`` s.t. ``||W*||_F = n``)
+    with a uniformly random observation order each, generated as one batch."""
+    if n < 2 or rank < 1 or rank > n or count < 1:
+        raise ValueError(f"invalid problem size n={n}, rank={rank}, count={count}")
+    kw = dict(dtype=dtype, device=device)
+    u = torch.randn(count, n, rank, generator=generator, **kw)
+    v = torch.randn(count, n, rank, generator=generator, **kw)
+    w = torch.bmm(u, v.transpose(1, 2))
+    w = w * (n / torch.linalg.matrix_norm(w)).reshape(-1, 1, 1)
+    scores = torch.rand(count, n * n, generator=generator, dtype=torch.float64, device=device)
+    order = scores.argsort(dim=1).argsort(dim=1)
+    return Problems(target=w, order=order, rank=rank)
+
+
+def observation_mask(order: torch.Tensor, m: torch.Tensor | int, n: int, dtype=torch.float64) -> torch.Tensor:
+    """``[B, n, n]`` 0/1 masks observing the ``m[b]`` first entries of ``order[b]``.
+
+    Masks of one problem are nested: fewer observations are a subset of more.
+    """
+    m = torch.as_tensor(m, device=order.device).reshape(-1, 1)
+    if (m < 1).any() or (m > n * n).any():
+        raise ValueError(f"invalid m={m.flatten().tolist()}: each must lie in 1..{n * n}")
+    return (order < m).to(dtype).reshape(-1, n, n)
+
+
+# -- measurements ---------------------------------------------------------------------------------
+def effective_rank(sigma: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Roy & Vetterli's effective rank ``exp(-sum_i p_i log p_i)``, ``p = sigma / ||sigma||_1`` (last axis)."""
+    if isinstance(sigma, np.ndarray):
+        p = sigma / sigma.sum(-1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = -np.where(p > 0, p * np.log(p), 0.0).sum(-1)
+        return np.exp(h)
+    p = sigma / sigma.sum(-1, keepdim=True)
+    h = -torch.where(p > 0, p * torch.log(p), torch.zeros_like(p)).sum(-1)
+    return torch.exp(h)
+
+
+def test_error(w: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the unobserved entries, per run ``[B]``."""
+    un = 1 - mask.to(torch.float64)
+    d = (w.to(torch.float64) - target.to(torch.float64)) ** 2
+    return (d * un).sum((1, 2)) / un.sum((1, 2)).clamp_min(1)
+
+
+def train_error(w: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the observed entries, per run ``[B]``."""
+    mk = mask.to(torch.float64)
+    d = (w.to(torch.float64) - target.to(torch.float64)) ** 2
+    return (d * mk).sum((1, 2)) / mk.sum((1, 2)).clamp_min(1)
+
+
+# -- the model ------------------------------------------------------------------------------------
+def init_layers(
+    batch: int,
+    n: int,
+    depth: int,
+    *,
+    scale: float = 1e-3,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> list[torch.Tensor]:
+    """``depth`` layers ``[B, n, n]`` with i.i.d. N(0, std^2) entries, ``std = scale^{1/N} / sqrt(n)``,
+    so that the end-to-end matrix has norm of order ``scale * sqrt(n)`` whatever the depth."""
+    if depth < 1:
+        raise ValueError(f"invalid depth={depth!r}: must be >= 1")
+    std = scale ** (1.0 / depth) / n**0.5
+    return [torch.randn(batch, n, n, generator=generator, dtype=torch.float64, device=device).to(dtype) * std
+            for _ in range(depth)]
+
+
+def partial_products(layers: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """``right[k] = W_k ... W_1`` for ``k = 0..N`` (``right[0] = None`` stands for the identity);
+    ``right[N]`` is the end-to-end matrix. ``layers[0]`` is ``W_1``."""
+    right: list[torch.Tensor | None] = [None]
+    for w in layers:
+        right.append(w if right[-1] is None else torch.bmm(w, right[-1]))
+    return right
+
+
+def end_to_end(layers: list[torch.Tensor]) -> torch.Tensor:
+    """``W = W_N ... W_1``."""
+    return partial_products(layers)[-1]
+
+
+def layer_grads(layers: list[torch.Tensor], right: list[torch.Tensor | None], g: torch.Tensor) -> list[torch.Tensor]:
+    """Chain rule through the product: ``dL/dW_k = (W_N..W_{k+1})^T G (W_{k-1}..W_1)^T`` for the
+    end-to-end gradient ``G = dL/dW``."""
+    n_layers = len(layers)
+    grads: list[torch.Tensor] = [g] * n_layers
+    left = None
+    for k in reversed(range(n_layers)):
+        gk = g if left is None else torch.bmm(left.transpose(1, 2), g)
+        if right[k] is not None:
+            gk = torch.bmm(gk, right[k].transpose(1, 2))
+        grads[k] = gk
+        if k > 0:
+            left = layers[k] if left is None else torch.bmm(left, layers[k])
+    return grads
+
+
+def penalty_grad(w: torch.Tensor, kind: str, iters: int = 25) -> torch.Tensor:
+    """Gradient of the penalty ``kind`` (``"ratio"``: ``||W||_*/||W||_F``; ``"nuclear"``: ``||W||_*``)
+    at the end-to-end matrices ``w`` (Newton-Schulz polar factor)."""
+    p = polar.newton_schulz(w, iters)
+    if kind == "nuclear":
+        return p
+    if kind == "ratio":
+        return polar.ratio_grad(w, p)[0]
+    raise ValueError(f"invalid penalty={kind!r}: allowed values are 'ratio', 'nuclear'")
+
+
+# -- training -------------------------------------------------------------------------------------
+@dataclass
+class History:
+    """Logged quantities, ``[T, B, ...]`` NumPy arrays at the steps ``steps`` (``[T]``)."""
+
+    steps: np.ndarray
+    test: np.ndarray  # [T, B] test MSE
+    train: np.ndarray  # [T, B] train MSE
+    sigma: np.ndarray  # [T, B, k] top singular values
+    erank: np.ndarray  # [T, B]
+    ratio: np.ndarray  # [T, B] ||W||_*/||W||_F (exact)
+    move_unobs: np.ndarray  # [T, B] mean |W_ij - W_ij(0)| over unobserved entries
+    move_obs: np.ndarray  # [T, B] the same over observed entries
+
+
+@dataclass
+class Result:
+    history: History
+    final: np.ndarray  # [B, n, n] end-to-end matrices (float32)
+    diverged: np.ndarray  # [B] bool: NaN/inf reached
+    runaway: np.ndarray  # [B] bool: top singular value above ``runaway * sigma_1(W*)``
+
+
+def _log(w, w0, target, mask, n_sv):
+    w64 = w.to(torch.float64)
+    finite = torch.isfinite(w64.reshape(w.shape[0], -1)).all(1)
+    safe = torch.where(finite.reshape(-1, 1, 1), w64, torch.zeros_like(w64))
+    s = torch.linalg.svdvals(safe)
+    un = 1 - mask
+    mv = (safe - w0.to(torch.float64)).abs()
+    nan = torch.full_like(finite, float("nan"), dtype=torch.float64)
+    fix = lambda x: torch.where(finite, x, nan)  # noqa: E731
+    return dict(
+        test=fix(test_error(safe, target, mask)),
+        train=fix(train_error(safe, target, mask)),
+        sigma=torch.where(finite.reshape(-1, 1), s[:, :n_sv], float("nan")),
+        erank=fix(effective_rank(s.clamp_min(0))),
+        ratio=fix(s.sum(-1) / torch.linalg.vector_norm(s, dim=-1).clamp_min(1e-300)),
+        move_unobs=fix((mv * un).sum((1, 2)) / un.sum((1, 2)).clamp_min(1)),
+        move_obs=fix((mv * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1)),
+    )
+
+
+def train(
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    depth: int,
+    method: str,
+    lr: float | torch.Tensor,
+    lam: float | torch.Tensor = 0.0,
+    penalty: str = "ratio",
+    steps: int,
+    beta1: float | torch.Tensor = 0.9,
+    beta2: float = 0.999,
+    init_scale: float = 1e-3,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    log_every: int = 100,
+    n_sv: int = 8,
+    polar_iters: int = 25,
+    ngd_alpha: float = 0.99,
+    ngd_eps: float = 1e-8,
+    runaway: float = 5.0,
+    on_divergence: str = "raise",
+    runs: pd.DataFrame | None = None,
+) -> Result:
+    """Train ``B`` deep matrix factorizations of one ``depth`` with one optimizer family, batched.
+
+    Args:
+        target: ``[B, n, n]`` ground truths; mask: ``[B, n, n]`` 0/1 observed entries.
+        depth: number of layers ``N``; method: ``"adam"``, ``"gd"`` or ``"ngd"`` (see module doc).
+        lr, lam, beta1: scalars or ``[B]`` tensors (per-run learning rate, penalty weight, Adam beta1).
+        penalty: ``"ratio"`` or ``"nuclear"`` (applied where ``lam > 0``) or ``"none"``.
+        steps: number of steps; log_every: logging period (singular values are computed only then).
+        polar_iters: Newton-Schulz iterations of the penalty's polar factor.
+        runaway: flag runs whose top singular value exceeds ``runaway * sigma_1(W*)``.
+        on_divergence: ``"raise"`` (:class:`lib.engine.DivergenceError` naming the runs, their last
+            finite top singular value and the parameter to change) or ``"flag"`` (keep going, report
+            in ``Result.diverged``).
+        runs: the study's grid rows for these runs (quoted in divergence messages).
+
+    Returns:
+        :class:`Result` with the history, the final end-to-end matrices and divergence flags.
+    """
+    if method not in METHODS:
+        raise ValueError(f"invalid method={method!r}: allowed values are {', '.join(map(repr, METHODS))}")
+    if penalty not in PENALTIES:
+        raise ValueError(f"invalid penalty={penalty!r}: allowed values are {', '.join(map(repr, PENALTIES))}")
+    if on_divergence not in ("raise", "flag"):
+        raise ValueError(f"invalid on_divergence={on_divergence!r}: allowed values are 'raise', 'flag'")
+    if steps < 1 or log_every < 1:
+        raise ValueError(f"invalid steps={steps!r}/log_every={log_every!r}: must be >= 1")
+    b, n, _ = target.shape
+    dev = target.device
+    tgt = target.to(dtype)
+    mk = mask.to(dtype)
+    mask64 = mask.to(torch.float64)
+    target64 = target.to(torch.float64)
+    m = mk.sum((1, 2)).reshape(-1, 1, 1)
+    lam_t = torch.as_tensor(lam, dtype=dtype, device=dev).expand(b).clone() if torch.as_tensor(lam).ndim == 0 \
+        else torch.as_tensor(lam, dtype=dtype, device=dev)
+    pen_idx = torch.nonzero(lam_t > 0).flatten() if penalty != "none" else torch.zeros(0, dtype=torch.long, device=dev)
+    lam_pen = lam_t[pen_idx].reshape(-1, 1, 1)
+
+    layers = init_layers(b, n, depth, scale=init_scale, generator=generator, dtype=dtype, device=dev)
+    opt = BatchedOptimizer(layers, method="adam" if method == "adam" else "gd",
+                           lr=torch.as_tensor(lr, dtype=dtype, device=dev), beta1=beta1, beta2=beta2)
+    v_ngd = torch.zeros(b, dtype=torch.float64, device=dev)
+    s1_star = torch.linalg.matrix_norm(target64, ord=2)
+    w0 = end_to_end(layers).clone()
+
+    logs: dict[str, list] = {k: [] for k in History.__dataclass_fields__ if k != "steps"}
+    log_steps = []
+    diverged = torch.zeros(b, dtype=torch.bool, device=dev)
+    last_s1 = torch.zeros(b, dtype=torch.float64, device=dev)
+    for t in range(steps + 1):
+        right = partial_products(layers)
+        w = right[-1]
+        if t % log_every == 0 or t == steps:
+            rec = _log(w, w0, target64, mask64, n_sv)
+            bad = ~torch.isfinite(rec["test"])
+            new_bad = bad & ~diverged
+            if new_bad.any() and on_divergence == "raise":
+                idx = torch.nonzero(new_bad).flatten().cpu().numpy()
+                shown = runs.iloc[idx[:5]].to_dict("records") if runs is not None else idx[:5].tolist()
+                raise engine.DivergenceError(
+                    f"training diverged (NaN/inf) at step {t} in {len(idx)} of {b} runs: {shown}; the top "
+                    f"singular value ran away (last finite sigma_1 = "
+                    f"{[float(f'{x:.3g}') for x in last_s1[new_bad].cpu().numpy()[:5]]}, "
+                    f"sigma_1(W*) = {float(s1_star[new_bad][0]):.3g}). Reduce the learning rate lr "
+                    f"(or the penalty weight lam)."
+                )
+            diverged |= bad
+            last_s1 = torch.where(bad, last_s1, rec["sigma"][:, 0])
+            for k, v in rec.items():
+                logs[k].append(v.cpu().numpy())
+            log_steps.append(t)
+        if t == steps:
+            break
+        g = 2 * mk * (w - tgt) / m
+        if len(pen_idx):
+            gp = penalty_grad(w[pen_idx], penalty, polar_iters)
+            g = g.index_add(0, pen_idx, lam_pen * gp)
+        grads = layer_grads(layers, right, g)
+        if method == "ngd":
+            sq = sum((gk.to(torch.float64) ** 2).sum((1, 2)) for gk in grads)
+            v_ngd = ngd_alpha * v_ngd + (1 - ngd_alpha) * sq
+            vhat = v_ngd / (1 - ngd_alpha ** (t + 1))
+            scale = (1.0 / (vhat.sqrt() + ngd_eps)).to(dtype).reshape(-1, 1, 1)
+            grads = [gk * scale for gk in grads]
+        opt.step(grads)
+
+    w = end_to_end(layers)
+    hist = History(steps=np.asarray(log_steps), **{k: np.stack(v) for k, v in logs.items()})
+    run_away = (torch.as_tensor(hist.sigma[-1, :, 0], device=dev) > runaway * s1_star) | diverged
+    return Result(history=hist, final=w.detach().cpu().numpy(), diverged=diverged.cpu().numpy(),
+                  runaway=run_away.cpu().numpy())
+
+
+# -- the nuclear-norm baseline --------------------------------------------------------------------
+def nuclear_norm_min(target: np.ndarray, mask: np.ndarray, *, solver: str = "SCS", eps: float = 1e-6) -> np.ndarray:
+    """Minimum-nuclear-norm completion ``argmin ||Z||_*  s.t.  Z_ij = W*_ij  on  Omega``
+    (``candes2009exact``), one cvxpy problem per matrix of the ``[B, n, n]`` batch.
+
+    A convex program is solved per problem (no batching across problems in cvxpy)."""
+    import cvxpy as cp
+
+    target = np.asarray(target, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    single = target.ndim == 2
+    if single:
+        target, mask = target[None], mask[None]
+    out = np.empty_like(target)
+    n1, n2 = target.shape[1:]
+    for b in range(target.shape[0]):  # inherently per problem: one convex program each
+        rows, cols = np.nonzero(mask[b])
+        z = cp.Variable((n1, n2))
+        cons = [z[rows, cols] == target[b, rows, cols]]
+        prob = cp.Problem(cp.Minimize(cp.normNuc(z)), cons)
+        kw = {"eps": eps} if solver == "SCS" else {}
+        prob.solve(solver=solver, **kw)
+        if z.value is None:
+            raise RuntimeError(f"nuclear-norm minimisation failed for problem {b}: status {prob.status}")
+        out[b] = z.value
+    return out[0] if single else out

@@ -1,0 +1,170 @@
+"""Unit tests of lib.minnorm1d: closed forms, the cost formula, dual certificates, validation."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib import minnorm1d as mn
+
+FAST = settings(max_examples=12, deadline=None, derandomize=True)
+
+
+def _data(seed, n, lo=-3.0, hi=3.0):
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(lo, hi, n))
+    while np.min(np.diff(x)) < 0.05:
+        x = np.sort(rng.uniform(lo, hi, n))
+    return x, rng.normal(size=n)
+
+
+def test_weights_and_kink_cost():
+    p = np.array([-2.0, 0.0, 3.0])
+    assert np.allclose(mn.weight(p, "l2"), np.sqrt(1 + p**2))
+    assert np.allclose(mn.weight(p, "l1"), 1 + np.abs(p))
+    assert np.allclose(mn.weight(p, "free"), 1.0)
+    assert mn.kink_cost(p, [1.0, -2.0, 0.5], "l2") == pytest.approx(np.sqrt(5) + 2 + 0.5 * np.sqrt(10))
+    x, y = _data(0, 6)
+    p, s, v, c = mn.linear_spline(x, y)
+    assert mn.pl_cost(x, y, "l2") == pytest.approx(mn.kink_cost(p, s, "l2"))
+    assert np.allclose(mn.evaluate_kinks(x, p, s, v, c), y)
+
+
+@FAST
+@given(st.integers(0, 10_000))
+def test_three_point_closed_form(seed):
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(-4, 4, 3))
+    if np.min(np.diff(x)) < 0.1:
+        x = np.array([-3.0, 0.2, 2.0])
+    y = rng.normal(size=3)
+    p, cost = mn.three_point(x, y)
+    sol = mn.solve(x, y, penalty="l2")
+    assert sol.cost == pytest.approx(cost, rel=1e-9, abs=1e-12)
+    assert sol.n_kinks == 1 and sol.kinks[0][0] == pytest.approx(p, abs=1e-6)
+    assert sol.gap < 1e-8 * (1 + cost)
+
+
+def test_three_point_cases():
+    # straddling 0 with x1 x2 < -1: kink at -1/x1, cheaper than at x2
+    x, y = [-3.0, 0.5, 2.0], [1.0, 0.0, 1.0]
+    p, cost = mn.three_point(x, y)
+    kappa = abs(mn.secants(x, y)[1][0])
+    assert p == pytest.approx(1 / 3)
+    assert cost == pytest.approx(kappa * 3.5 / np.sqrt(10))
+    assert cost < kappa * np.sqrt(1 + 0.25)
+    assert mn.three_point([-2.0, 1.0, 3.0], [0, 2, 0])[0] == pytest.approx(0.5)  # x1 x2 < -1
+    assert mn.three_point([-1.0, -0.5, 3.0], [0, 2, 0])[0] == pytest.approx(-1 / 3)  # x2 x3 < -1
+    assert mn.three_point([1.0, 2.0, 3.0], [0, 1, 0])[0] == 2.0
+
+
+@FAST
+@given(st.integers(0, 10_000), st.integers(3, 8))
+def test_biasfree_value_and_family(seed, n):
+    x, y = _data(seed, n)
+    sol = mn.solve(x, y, penalty="free")
+    target = mn.biasfree_value(x, y)
+    assert sol.cost == pytest.approx(target, rel=1e-9, abs=1e-12)
+    assert sol.lower == pytest.approx(target, rel=1e-9, abs=1e-12)
+    for p, s, v, c in (mn.linear_spline(x, y), mn.paired_interpolant(x, y), mn.paired_interpolant(x, y, offset=1)):
+        assert np.allclose(mn.evaluate_kinks(x, p, s, v, c), y, atol=1e-9)
+        assert mn.kink_cost(p, s, "free") == pytest.approx(target, rel=1e-12)
+    assert mn.paired_interpolant(x, y)[0].size == mn.sparsest_kink_count(x, y)
+
+
+def test_sparsest_count_runs():
+    x = np.arange(7.0)
+    assert mn.sparsest_kink_count(x, x**2) == 3  # one convex run of 5
+    assert mn.sparsest_kink_count(x, np.array([0, 1, 0, 1, 0, 1, 0.0])) == 5  # alternating
+    assert mn.sparsest_kink_count(x, np.abs(x - 3.0)) == 1
+    assert mn.sparsest_kink_count(x, 2 * x + 1) == 0
+
+
+@FAST
+@given(st.integers(0, 10_000), st.integers(1, 4), st.sampled_from(["l2", "l1", "free"]))
+def test_lp_value_equals_cost_formula_on_random_pl_functions(seed, k, penalty):
+    """Force f on [p_1 - 1, p_k + 1] with regions between its kinks: the optimum is the formula."""
+    rng = np.random.default_rng(seed)
+    p = np.sort(rng.uniform(-4, 4, k))
+    while k > 1 and np.min(np.diff(p)) < 0.1:
+        p = np.sort(rng.uniform(-4, 4, k))
+    s = rng.normal(size=k)
+    v, c = rng.normal(size=2)
+    knots = np.concatenate([[p[0] - 1], p, [p[-1] + 1]])
+    vals = mn.evaluate_kinks(knots, p, s, v, c)
+    regions = list(zip(knots[:-1], knots[1:], vals[:-1], vals[1:]))
+    sol = mn.solve(None, None, regions=regions, penalty=penalty)
+    formula = mn.kink_cost(p, s, penalty)
+    assert sol.cost == pytest.approx(formula, rel=1e-9)
+    assert sol.gap <= 1e-8 * (1 + formula)
+    grid = np.linspace(knots[0], knots[-1], 101)
+    assert np.allclose(sol(grid), mn.evaluate_kinks(grid, p, s, v, c), atol=1e-8)
+
+
+@pytest.mark.parametrize("penalty", ["l2", "l1", "free"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_dual_certificate(penalty, affine):
+    x, y = _data(3, 7)
+    sol = mn.solve(x, y, penalty=penalty, affine=affine)
+    assert sol.residual < 1e-9
+    assert sol.lower <= sol.cost + 1e-12
+    assert sol.gap < 1e-8 * (1 + sol.cost)
+    assert sol.cost <= sol.lp_value + 1e-9 * (1 + sol.cost)
+
+
+def test_uniqueness_probe():
+    x = np.arange(6.0) - 2.5
+    y = (x + 2.5) ** 2 / 2
+    l2 = mn.solve(x, y, penalty="l2")
+    free = mn.solve(x, y, penalty="free")
+    lo, hi = mn.value_range(l2, 0.0)
+    assert hi - lo < 1e-3
+    lo, hi = mn.value_range(free, 0.0)
+    assert hi - lo > 0.05  # bias-free minimisers differ between the data
+
+
+def test_counterexample_four_convex_points():
+    """A run of four same-sign curvatures: the l2 minimiser has 3 kinks, the sparsest interpolant 2."""
+    x = np.arange(6.0) - 2.5
+    y = (x + 2.5) ** 2 / 2
+    sol = mn.solve(x, y, penalty="l2")
+    assert mn.sparsest_kink_count(x, y) == 2
+    assert sol.n_kinks == 3
+    p, s, _, _ = mn.paired_interpolant(x, y)
+    assert mn.kink_cost(p, s, "l2") > sol.cost + 1e-3
+
+
+def test_no_affine_term_conventions():
+    x = np.array([-1.0, 0.5, 2.0])
+    const = mn.solve(x, np.full(3, 2.0), penalty="l2", affine=False)
+    assert const.cost == pytest.approx(2.0, rel=1e-9)
+    assert mn.solve(x, np.full(3, 2.0), penalty="free", affine=False).cost == pytest.approx(0.0, abs=1e-9)
+    y = np.array([0.3, -0.2, 1.0])
+    with_aff = mn.solve(x, y, penalty="l2", affine=True)
+    without = mn.solve(x, y, penalty="l2", affine=False)
+    assert without.cost >= with_aff.cost - 1e-9
+    assert without.residual < 1e-9 and without.gap < 1e-7 * (1 + without.cost)
+
+
+def test_known_regions_without_affine_term():
+    regions = [(-2.0, -1.0, 0.0, 0.0), (1.0, 2.0, 1.0, 1.0)]
+    sol = mn.solve(None, None, regions=regions, penalty="l2", affine=False)
+    grid = np.linspace(-2, -1, 11)
+    assert np.allclose(sol(grid), 0.0, atol=1e-9)
+    assert np.allclose(sol(np.linspace(1, 2, 11)), 1.0, atol=1e-9)
+    assert sol.gap < 1e-7 * (1 + sol.cost)
+
+
+def test_validation():
+    with pytest.raises(ValueError, match="penalty"):
+        mn.solve([0, 1], [0, 1], penalty="l3")
+    with pytest.raises(ValueError, match="conflicting"):
+        mn.solve([0, 0], [0, 1])
+    with pytest.raises(ValueError, match="l < r"):
+        mn.solve(None, None, regions=[(1.0, 0.0, 0.0, 0.0)])
+    with pytest.raises(ValueError, match="disagrees"):
+        mn.solve([0.5], [3.0], regions=[(0.0, 1.0, 0.0, 1.0)])
+    with pytest.raises(ValueError):
+        mn.three_point([0, 1], [0, 1])
+    with pytest.raises(ValueError, match="distinct"):
+        mn.secants([0, 0, 1], [0, 1, 2])
