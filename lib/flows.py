@@ -101,6 +101,8 @@ def _run(
     pattern: Callable[[torch.Tensor], torch.Tensor] | None,
     check: Callable[[torch.Tensor], None] | None,
     check_every: int,
+    pattern_every: int = 1,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Flow:
     B = w0.shape[0]
     h_run = _per_run(h, w0)
@@ -136,7 +138,9 @@ def _run(
         if k in stops:
             h_k = torch.where(n_b > k, h_run, torch.zeros_like(h_run))
         w = step_fn(w, h_k)
-        if pattern is not None:
+        if callback is not None:
+            callback(k + 1, w)
+        if pattern is not None and ((k + 1) % pattern_every == 0 or k + 1 == total):
             new = pattern(w)
             changed = (new != pat).reshape(B, -1).any(dim=1)
             last = torch.where(changed, torch.full_like(last, k + 1), last)
@@ -169,6 +173,8 @@ def integrate(
     pattern: Callable[[torch.Tensor], torch.Tensor] | None = None,
     check: Callable[[torch.Tensor], None] | None = None,
     check_every: int = 1000,
+    pattern_every: int = 1,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Flow:
     """Integrate gradient flow :math:`\\dot w = -\\nabla L(w)` with fixed-step RK4, batched over runs.
 
@@ -181,7 +187,11 @@ def integrate(
         observe: named functions ``[B, ...] -> [B, ...]`` recorded at those steps (e.g. the state
             itself, a loss, an activation pattern).
         pattern: a discrete per-run pattern ``[B, ...] -> [B, ...]`` (e.g. ``x_i . w > 0``) checked
-            after every step; the result reports the last step at which it changed and the state there.
+            every ``pattern_every`` steps; the result reports the first checked step after which it
+            never changed again, and the state there (a state *after* the last change: for a model
+            that is linear once its pattern is frozen, any such state determines the limit).
+        callback: ``callback(k, w)`` after every step ``k = 1, 2, ...`` (streaming measurements,
+            e.g. the largest increase of a distance along the run).
         check: called with the state every ``check_every`` steps and at the end (e.g. a divergence test
             such as :func:`lib.engine.check_finite`).
 
@@ -191,6 +201,7 @@ def integrate(
     return _run(
         lambda w, h: rk4_step(grad, w, h), w0, dt, steps,
         record_every=record_every, observe=observe, pattern=pattern, check=check, check_every=check_every,
+        pattern_every=pattern_every, callback=callback,
     )
 
 
@@ -205,12 +216,15 @@ def gd(
     pattern: Callable[[torch.Tensor], torch.Tensor] | None = None,
     check: Callable[[torch.Tensor], None] | None = None,
     check_every: int = 1000,
+    pattern_every: int = 1,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Flow:
     """Plain gradient descent :math:`w_{k+1} = w_k - \\eta_b \\nabla L(w_k)` with per-run step sizes
     ``lr`` and step counts ``steps``; same interface and result as :func:`integrate`."""
     return _run(
         lambda w, h: gd_step(grad, w, h), w0, lr, steps,
         record_every=record_every, observe=observe, pattern=pattern, check=check, check_every=check_every,
+        pattern_every=pattern_every, callback=callback,
     )
 
 

@@ -112,7 +112,6 @@ def train(
         check_positive("temp", temp)
     L = fam.degree
     etas = step_schedule(steps, eta, eta_min, anneal)
-    n_const = int(round(steps * (1.0 - anneal)))
     caps = None if temp is None else (float(temp) / etas) ** (1.0 / L)
     theta = theta0.clone()
     rec: dict[str, list] = {"steps": [], "gamma": [], "smoothed": [], "norm": [], "log_loss": []}
@@ -135,8 +134,7 @@ def train(
         g = torch.einsum("bn,bnp->bp", w, margin_jacobian(fam, theta, X, y))
         theta = theta + etas[k] * nrm[:, None] ** (2 - L) * g
         if caps is not None:
-            ratio = caps[k] / theta.norm(dim=1)
-            theta = theta * (ratio if k >= n_const else torch.clamp(ratio, max=1.0))[:, None]
+            theta = theta * torch.clamp(caps[k] / theta.norm(dim=1), max=1.0)[:, None]
     check_finite(theta, what="time-rescaled exponential-loss training", hint="reduce the step size eta")
     return Trajectory(theta, *(np.asarray(rec[k]) for k in ("steps", "gamma", "smoothed", "norm", "log_loss")))
 

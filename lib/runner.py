@@ -207,9 +207,9 @@ def _banner(rec: dict[str, Any]) -> str:
         f"{rec['n_passed']} of {rec['n_claims']} claims pass.\n\n"
         "Rerun this chapter (after `python3 tasks.py env`, which sets up `.venv`):\n\n"
         "```bash\n"
-        f".venv/bin/python -m lib run ch{short}                               # fast: CPU, a minute or two\n"
-        f".venv/bin/python -m lib run ch{short} --profile full --device cuda  # paper scale on a GPU\n"
-        f".venv/bin/python -m lib run ch{short} --profile full --device cpu   # paper scale, no GPU (slow)\n"
+        f".venv/bin/python -m lib run ch{short}                               # fast, CPU\n"
+        f".venv/bin/python -m lib run ch{short} --profile full --device cuda  # paper scale, GPU\n"
+        f".venv/bin/python -m lib run ch{short} --profile full --device cpu   # paper scale, CPU\n"
         "```\n\n"
         f'Download this chapter as <a href="../sources/{stem}.md" download>MyST Markdown</a> (the source) '
         f'or as an <a href="../sources/{stem}.ipynb" download>executed notebook</a>; '
@@ -219,13 +219,30 @@ def _banner(rec: dict[str, Any]) -> str:
 
 
 def _stage_notebook(src: Path, dst: Path, rec: dict[str, Any]) -> None:
+    """Copy an executed notebook into the site: the parameters cell shows the values this execution
+    ran with (papermill's separate injected cell is folded into it) and the run banner precedes it."""
+    import re
+
     import nbformat
 
     nb = nbformat.read(src, as_version=4)
-    idx = next(
-        (i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
-        1,
-    )
+    tags = [c.get("metadata", {}).get("tags", []) for c in nb.cells]
+    idx = next((i for i, t in enumerate(tags) if "parameters" in t), 1)
+    inj = next((i for i, t in enumerate(tags) if "injected-parameters" in t), None)
+    if inj is not None and idx < len(nb.cells):
+        values = dict(re.findall(r"^(\w+) = (.+)$", nb.cells[inj].source, flags=re.M))
+        lines = []
+        for line in nb.cells[idx].source.splitlines():
+            m = re.match(r"^(\w+)(\s*=\s*)(.*?)(\s*#.*)?$", line)
+            if m and m.group(1) in values:
+                comment = m.group(4) or ""
+                if comment:  # keep the comments aligned
+                    width = len(m.group(3)) + len(comment) - len(comment.lstrip())
+                    comment = " " * max(1, width - len(values[m.group(1)])) + comment.lstrip()
+                line = f"{m.group(1)}{m.group(2)}{values[m.group(1)]}{comment}"
+            lines.append(line)
+        nb.cells[idx].source = "\n".join(lines)
+        del nb.cells[inj]
     nb.cells.insert(idx, nbformat.v4.new_markdown_cell(_banner(rec)))
     nbformat.write(nb, dst)
 

@@ -117,10 +117,10 @@ def test_uniqueness_probe():
     y = (x + 2.5) ** 2 / 2
     l2 = mn.solve(x, y, penalty="l2")
     free = mn.solve(x, y, penalty="free")
-    lo, hi = mn.value_range(l2, 0.0)
-    assert hi - lo < 1e-3
-    lo, hi = mn.value_range(free, 0.0)
-    assert hi - lo > 0.05  # bias-free minimisers differ between the data
+    w6, w8 = (np.diff(mn.value_range(l2, 0.0, rel))[0] for rel in (1e-6, 1e-8))
+    assert w8 < 1e-3 and w8 < 0.2 * w6  # shrinks like sqrt(rel): unique
+    lo, hi = mn.value_range(free, 0.0, 1e-8)
+    assert hi - lo > 0.4  # bias-free minimisers differ between the data
 
 
 def test_counterexample_four_convex_points():
