@@ -4,6 +4,7 @@
     python -m lib run ch01 [ch02 ...] [--profile full] [--device cuda]  # execute chapters (papermill)
     python -m lib study ch01 [--profile full] [--device cuda]           # a chapter's studies, no Jupyter
     python -m lib claims [--profile fast]                                # the claims of executed chapters
+    python -m lib bench [ch01 ...] [--device cpu] [--runs 256]           # batched vs per-run loop
     python -m lib list                                                   # the chapters
 """
 
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("list", help="list the chapters")
 
+    be = sub.add_parser("bench", help="run-steps/s of the batched engine vs a per-run loop, per chapter")
+    be.add_argument("chapters", nargs="*", help="ch01 ... (default: all with a workload)")
+    be.add_argument("--device", action="append", choices=["cpu", "cuda"], help="repeatable; default: all present")
+    be.add_argument("--runs", type=int, action="append", help="repeatable; default 1, 16, 256 (and 1024 on CUDA)")
+    be.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    be.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement")
+
     args = ap.parse_args(argv)
     from . import runner
 
@@ -84,6 +92,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{stem}: studies done in {time.perf_counter() - t0:.1f} s on {ctx.device}")
             for s_ in ctx.studies_run:
                 print(f"  {s_['study']}: {'cached' if s_['cached'] else 'computed'} ({s_['wall_s']} s)")
+        return 0
+    if args.cmd == "bench":
+        import torch
+
+        from . import bench
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        rows = bench.run(args.chapters or None, args.device, args.runs, min_time=args.min_time)
+        bench.write(rows)
+        print(f"wrote {len(rows)} rows under _build/bench/")
         return 0
     if args.cmd == "claims":
         for data in runner.claims_summary(args.profile):

@@ -1,0 +1,155 @@
+"""Benchmark of the batched engine: ``python -m lib bench``.
+
+For each chapter's main workload (``lib.studies.chNN.bench_workload``) and each number of runs, it
+measures run-steps per second of the batched tensor program and of a straightforward per-run loop in
+the same process, on the CPU and (when present) on CUDA; for compute-bound workloads it also reports
+the achieved FLOP/s next to a plain batched matrix product of the same shapes on the same device
+(the roofline). It prints a table and writes ``_build/bench/bench-<device>.json``.
+
+Speed goals are checked here, by measurement, never by timed tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from . import paths, provenance
+from .engine import Workload
+
+#: speed targets from the speed issue, reported next to the measurements
+TARGETS = {
+    ("cpu", "overhead"): "batched >= 30x the per-run loop at 256 runs",
+    ("cpu", "compute"): "batched >= 50% of the batched-matmul roofline at 256 runs",
+    ("cuda", "compute"): ">= 120,000 run-steps/s and >= 70% of the fp32 roofline at 400 runs (n = 100)",
+}
+
+
+@dataclass
+class Row:
+    workload: str
+    device: str
+    runs: int
+    loop_run_steps_per_s: float | None
+    batched_run_steps_per_s: float
+    speedup: float | None
+    achieved_flops: float | None = None
+    roofline_flops: float | None = None
+    roofline_fraction: float | None = None
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def rate(step: Callable[[], None], device: str, *, min_time: float = 0.3, warmup: int = 2) -> float:
+    """Calls of ``step`` per second, timed over at least ``min_time`` seconds after a warm-up."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        step()
+        n += 1
+        if n % 4 == 0 or n < 4:
+            _sync(device)
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                return n / dt
+
+
+def matmul_roofline(shape: tuple[int, int, int, int], device: str, dtype=torch.float32) -> float:
+    """FLOP/s of ``torch.bmm`` on ``[b, n, k] x [b, k, m]`` on ``device`` (the achievable ceiling)."""
+    b, n, k, m = shape
+    x = torch.randn(b, n, k, device=device, dtype=dtype)
+    y = torch.randn(b, k, m, device=device, dtype=dtype)
+    calls = rate(lambda: torch.bmm(x, y), device)
+    return calls * 2.0 * b * n * k * m
+
+
+def measure(w: Workload, *, loop: bool = True, min_time: float = 0.3) -> Row:
+    batched = rate(w.batched_step, w.device, min_time=min_time) * w.runs
+    looped = rate(w.loop_step, w.device, min_time=min_time) * w.runs if loop else None
+    row = Row(w.name, w.device, w.runs, looped, batched, batched / looped if looped else None)
+    if w.flops_per_run_step:
+        row.achieved_flops = batched * w.flops_per_run_step
+        if w.matmul_shape:
+            row.roofline_flops = matmul_roofline(w.matmul_shape, w.device)
+            row.roofline_fraction = row.achieved_flops / row.roofline_flops
+    return row
+
+
+def workloads() -> dict[str, Callable[[int, str], Workload]]:
+    from . import runner
+
+    out = {}
+    for stem in runner.chapters():
+        num = stem.split("-")[0]
+        try:
+            mod = importlib.import_module(f"lib.studies.ch{num}")
+        except ImportError:
+            continue
+        if hasattr(mod, "bench_workload"):
+            out[f"ch{num}"] = mod.bench_workload
+    return out
+
+
+def run(
+    chapters: list[str] | None = None,
+    devices: list[str] | None = None,
+    runs: list[int] | None = None,
+    *,
+    min_time: float = 0.3,
+    loop_max_runs: int = 256,
+) -> list[Row]:
+    devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    rows = []
+    for name, make in workloads().items():
+        if chapters and name not in chapters:
+            continue
+        for dev in devices:
+            for r in runs or ([1, 16, 256, 1024] if dev == "cuda" else [1, 16, 256]):
+                w = make(r, dev)
+                row = measure(w, loop=r <= loop_max_runs, min_time=min_time)
+                rows.append(row)
+                print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(r: Row) -> str:
+    def f(x, fmt="{:,.0f}"):
+        return "-" if x is None else fmt.format(x)
+
+    return (
+        f"{r.workload:<14} {r.device:<5} {r.runs:>5}  loop {f(r.loop_run_steps_per_s):>12}  "
+        f"batched {f(r.batched_run_steps_per_s):>13}  speedup {f(r.speedup, '{:.1f}x'):>8}  "
+        f"GFLOP/s {f(r.achieved_flops and r.achieved_flops / 1e9, '{:.1f}'):>7} "
+        f"of {f(r.roofline_flops and r.roofline_flops / 1e9, '{:.1f}'):>7} "
+        f"({f(r.roofline_fraction and 100 * r.roofline_fraction, '{:.0f}%')})"
+    )
+
+
+def write(rows: list[Row]) -> None:
+    by_device: dict[str, list[Row]] = {}
+    for r in rows:
+        by_device.setdefault(r.device.split(":")[0], []).append(r)
+    for dev, rs in by_device.items():
+        paths.atomic_write_json(
+            paths.build_dir() / "bench" / f"bench-{dev}.json",
+            {
+                "device": dev,
+                "machine": platform.node(),
+                "device_name": provenance.device_description(torch.device(dev)),
+                "commit": provenance.git_commit(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "targets": {f"{k[0]}/{k[1]}": v for k, v in TARGETS.items() if k[0] == dev},
+                "rows": [asdict(r) for r in rs],
+            },
+        )
