@@ -183,15 +183,16 @@ def layer_grads(layers: list[torch.Tensor], right: list[torch.Tensor | None], g:
     return grads
 
 
-def penalty_grad(w: torch.Tensor, kind: str, iters: int = 25) -> torch.Tensor:
-    """Gradient of the penalty ``kind`` (``"ratio"``: ``||W||_*/||W||_F``; ``"nuclear"``: ``||W||_*``)
-    at the end-to-end matrices ``w`` (Newton-Schulz polar factor)."""
+def penalty_grad(w: torch.Tensor, ratio: torch.Tensor | bool, iters: int = 25) -> torch.Tensor:
+    """Gradient at the end-to-end matrices ``w`` of the ratio ``||W||_*/||W||_F`` (runs where
+    ``ratio`` is true) or of the nuclear norm ``||W||_*`` (the others), from one Newton-Schulz polar
+    factor ``P``: ``P`` for the nuclear norm, ``(P - (<P, W>/||W||_F^2) W)/||W||_F`` for the ratio."""
     p = polar.newton_schulz(w, iters)
-    if kind == "nuclear":
-        return p
-    if kind == "ratio":
-        return polar.ratio_grad(w, p)[0]
-    raise ValueError(f"invalid penalty={kind!r}: allowed values are 'ratio', 'nuclear'")
+    g_ratio = polar.ratio_grad(w, p)[0]
+    r = torch.as_tensor(ratio, device=w.device)
+    if r.ndim == 0:
+        return g_ratio if bool(r) else p
+    return torch.where(r.reshape(-1, 1, 1), g_ratio, p)
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -245,7 +246,7 @@ def train(
     method: str,
     lr: float | torch.Tensor,
     lam: float | torch.Tensor = 0.0,
-    penalty: str = "ratio",
+    penalty: str | list[str] = "ratio",
     steps: int,
     beta1: float | torch.Tensor = 0.9,
     beta2: float = 0.999,
@@ -257,7 +258,7 @@ def train(
     polar_iters: int = 25,
     ngd_alpha: float = 0.99,
     ngd_eps: float = 1e-8,
-    runaway: float = 5.0,
+    runaway: float = 2.0,
     on_divergence: str = "raise",
     runs: pd.DataFrame | None = None,
 ) -> Result:
@@ -267,7 +268,8 @@ def train(
         target: ``[B, n, n]`` ground truths; mask: ``[B, n, n]`` 0/1 observed entries.
         depth: number of layers ``N``; method: ``"adam"``, ``"gd"`` or ``"ngd"`` (see module doc).
         lr, lam, beta1: scalars or ``[B]`` tensors (per-run learning rate, penalty weight, Adam beta1).
-        penalty: ``"ratio"`` or ``"nuclear"`` (applied where ``lam > 0``) or ``"none"``.
+        penalty: ``"ratio"``, ``"nuclear"`` or ``"none"``, or one of these per run (applied where
+            ``lam > 0``).
         steps: number of steps; log_every: logging period (singular values are computed only then).
         polar_iters: Newton-Schulz iterations of the penalty's polar factor.
         runaway: flag runs whose top singular value exceeds ``runaway * sigma_1(W*)``.
@@ -281,8 +283,10 @@ def train(
     """
     if method not in METHODS:
         raise ValueError(f"invalid method={method!r}: allowed values are {', '.join(map(repr, METHODS))}")
-    if penalty not in PENALTIES:
-        raise ValueError(f"invalid penalty={penalty!r}: allowed values are {', '.join(map(repr, PENALTIES))}")
+    kinds = [penalty] if isinstance(penalty, str) else list(penalty)
+    for k in kinds:
+        if k not in PENALTIES:
+            raise ValueError(f"invalid penalty={k!r}: allowed values are {', '.join(map(repr, PENALTIES))}")
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"invalid on_divergence={on_divergence!r}: allowed values are 'raise', 'flag'")
     if steps < 1 or log_every < 1:
@@ -296,8 +300,15 @@ def train(
     m = mk.sum((1, 2)).reshape(-1, 1, 1)
     lam_t = torch.as_tensor(lam, dtype=dtype, device=dev).expand(b).clone() if torch.as_tensor(lam).ndim == 0 \
         else torch.as_tensor(lam, dtype=dtype, device=dev)
-    pen_idx = torch.nonzero(lam_t > 0).flatten() if penalty != "none" else torch.zeros(0, dtype=torch.long, device=dev)
+    if len(kinds) == 1:
+        kinds = kinds * b
+    if len(kinds) != b:
+        raise ValueError(f"penalty lists {len(kinds)} kinds for {b} runs")
+    has_pen = torch.tensor([k != "none" for k in kinds], device=dev)
+    is_ratio = torch.tensor([k == "ratio" for k in kinds], device=dev)
+    pen_idx = torch.nonzero((lam_t > 0) & has_pen).flatten()
     lam_pen = lam_t[pen_idx].reshape(-1, 1, 1)
+    ratio_pen = is_ratio[pen_idx]
 
     layers = init_layers(b, n, depth, scale=init_scale, generator=generator, dtype=dtype, device=dev)
     opt = BatchedOptimizer(layers, method="adam" if method == "adam" else "gd",
@@ -336,7 +347,7 @@ def train(
             break
         g = 2 * mk * (w - tgt) / m
         if len(pen_idx):
-            gp = penalty_grad(w[pen_idx], penalty, polar_iters)
+            gp = penalty_grad(w[pen_idx], ratio_pen, polar_iters)
             g = g.index_add(0, pen_idx, lam_pen * gp)
         grads = layer_grads(layers, right, g)
         if method == "ngd":

@@ -32,7 +32,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                         record_every=40),
         "phase2d": dict(gammas=[0.5, 1.0, 2.0, 5.0, 10.0], T=10.0, dt_max=1e-3, dt_gamma=0.2, w0=[0.1, 1.0],
                         exact_gammas=[0.1, 1e4, 200], record_every=20),
-        "leaky": dict(batch=96, slopes=[0.25, 0.5], kappa_max=20.0, c=0.5, horizon=30.0, record_every=100),
+        "leaky": dict(batch=96, slopes=[0.3, 0.6], kappa_max=20.0, c=1.0, horizon=30.0, record_every=100),
         "relu_random": dict(batch=200, kappa_max=20.0, c=0.1, horizon=30.0, init_scale=1.0, record_every=20,
                             n_qp=20),
         "balance": dict(n=8, d=3, width=5, inits=4, T=4.0, etas=[1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
