@@ -22,6 +22,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="fast", choices=PROFILES, help="fast (CI, CPU) or full (paper scale)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA when present")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cluster", metavar="local:N", help="run sharded sweeps on a Dask LocalCluster of N workers")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run sharded sweeps on a running Dask scheduler")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement")
 
     args = ap.parse_args(argv)
+    import os
+
     from . import runner
+
+    # Sweeps (lib.sweep) read these, in this process and in the kernels it starts.
+    if getattr(args, "cluster", None):
+        os.environ["IB_CLUSTER"] = args.cluster
+    if getattr(args, "scheduler", None):
+        os.environ["IB_SCHEDULER"] = args.scheduler
 
     if args.cmd == "list":
         for stem in runner.chapters():

@@ -50,6 +50,10 @@ def key(study: str, params: Any, device: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+class CacheMiss(LookupError):
+    """A result that must come from the cache (replaying another machine's run) is not there."""
+
+
 @dataclasses.dataclass
 class Entry:
     value: Any
@@ -66,17 +70,28 @@ def cached(
     device: str,
     meta: dict[str, Any] | None = None,
     directory: Path | None = None,
+    require_hit: bool = False,
 ) -> Entry:
-    """Return the cached result of ``fn()`` for these parameters, computing and storing it if needed."""
+    """Return the cached result of ``fn()`` for these parameters, computing and storing it if needed.
+
+    ``require_hit`` (replaying results computed on another device) raises :class:`CacheMiss` instead
+    of computing. Next to each ``.pkl`` entry a small ``.json`` file records how it was made.
+    """
     k = key(study, params, device)
     path = Path(directory or paths.cache_dir() / chapter) / f"{study}-{k}.pkl"
-    if enabled() and path.exists():
+    if (enabled() or require_hit) and path.exists():
         try:
             with open(path, "rb") as fh:
                 stored = pickle.load(fh)
             return Entry(stored["value"], stored["meta"], hit=True)
         except (OSError, EOFError, pickle.UnpicklingError, KeyError):
             path.unlink(missing_ok=True)
+    if require_hit:
+        raise CacheMiss(
+            f"no cached {device} result of study {study!r} of {chapter} for these parameters and this "
+            f"code version: run `python -m lib study {chapter.split('-')[0]} --device {device}` (with the "
+            "same profile) on a machine with that device and copy its _build/cache folder here"
+        )
     t0 = time.perf_counter()
     value = fn()
     info = {
@@ -89,4 +104,17 @@ def cached(
     }
     if enabled():
         paths.atomic_write_bytes(path, pickle.dumps({"value": value, "meta": info}, protocol=5))
+        paths.atomic_write_json(path.with_suffix(".json"), info)
     return Entry(value, info, hit=False)
+
+
+def entries(chapter: str, *, directory: Path | None = None) -> list[dict[str, Any]]:
+    """The records of a chapter's cached results (device, profile, commit, wall time, ...)."""
+    base = Path(directory or paths.cache_dir() / chapter)
+    out = []
+    for f in sorted(base.glob("*.json")) if base.exists() else []:
+        try:
+            out.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out

@@ -58,8 +58,16 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ParameterError(
             "invalid device='cuda': no CUDA GPU is visible to PyTorch here; use device='auto' or 'cpu'"
+            " (or copy the _build/cache of a GPU run here to render its results)"
         )
     return torch.device(device)
+
+
+def _replayable(stem: str, profile: str, device: str) -> bool:
+    """Whether the study cache holds results of this chapter computed on ``device`` at ``profile``."""
+    return any(
+        e.get("device") == device and e.get("profile") == profile for e in cache.entries(stem)
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -80,8 +88,12 @@ class Chapter:
     started: float = field(default_factory=time.perf_counter)
     studies_run: list[dict[str, Any]] = field(default_factory=list)
     record: bool = True
+    #: the device the studies ran (or run) on; differs from ``device`` when replaying cached results
+    #: computed on a GPU machine (``device="cuda"`` requested where no GPU is present)
+    study_device: str = ""
 
     def __post_init__(self) -> None:
+        self.study_device = self.study_device or self.device.type
         self.claims = claims.ClaimRegistry(self.stem, self.meta(), write=self.record)
 
     # -- provenance -------------------------------------------------------------------------
@@ -90,6 +102,7 @@ class Chapter:
             "profile": self.profile,
             "device": self.device.type,
             "device_name": provenance.device_description(self.device),
+            "study_device": self.study_device,
             "seed": self.seed,
             "commit": provenance.git_commit(),
             "params": self.params,
@@ -128,11 +141,22 @@ class Chapter:
             name,
             lambda: fn(**params, device=self.device, seed=self.seed),
             params={**params, "seed": self.seed, "profile": self.profile},
-            device=self.device.type,
-            meta={"profile": self.profile},
+            device=self.study_device,
+            meta={"profile": self.profile, "device_name": provenance.device_description(self.device)},
+            require_hit=self.replay,
         )
         self.studies_run.append({"study": name, "cached": entry.hit, **entry.meta})
+        if self.record:  # the run record says where each study's numbers were computed
+            self.claims.meta["studies"] = [
+                {k: s.get(k) for k in ("study", "device", "device_name", "commit", "wall_s", "cached")}
+                for s in self.studies_run
+            ]
+            self.claims._write()
         return entry.value
+
+    @property
+    def replay(self) -> bool:
+        return self.study_device != self.device.type
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -155,11 +179,18 @@ def start(
     faster single-threaded on a loaded machine; a chapter with large matrix products may ask for more).
     """
     check_choice("profile", profile, PROFILES)
-    dev = resolve_device(device)
+    study_device = ""
+    if device == "cuda" and not torch.cuda.is_available() and _replayable(stem, profile, "cuda"):
+        # Render results computed on a GPU machine: studies come from the cache (and must be
+        # there); whatever else the chapter computes runs on the CPU.
+        dev, study_device = torch.device("cpu"), "cuda"
+    else:
+        dev = resolve_device(device)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"invalid seed={seed!r}: must be a non-negative integer")
     n = threads or int(os.environ.get("IB_THREADS", "1"))
     torch.set_num_threads(max(1, n))
     seed_everything(int(seed))
     style.apply()
-    return Chapter(stem=stem, profile=profile, device=dev, seed=int(seed), params=dict(params or {}), record=record)
+    return Chapter(stem=stem, profile=profile, device=dev, seed=int(seed), params=dict(params or {}),
+                   record=record, study_device=study_device)

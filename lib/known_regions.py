@@ -116,13 +116,36 @@ def vee(center: float = 0.0, gap: float = 0.5, half: float = 1.0) -> Regions:
     )
 
 
-def ramp_join(gap: tuple[float, float] = (0.0, 1.0), hull: tuple[float, float] = (-1.0, 2.0), slope: float = 1.0) -> Regions:
-    """``0`` on ``[hull_0, gap_0]`` and the line ``slope * (x - gap_0)`` on ``[gap_1, hull_1]``: a sloped
-    example whose classical (free affine) interpolant continues both pieces until they meet at
-    ``gap_0``, i.e. a single kink at the region's edge."""
-    return Regions(
-        "ramp-join", ((hull[0], gap[0]), (gap[1], hull[1])), (0.0, slope), (0.0, -slope * gap[0])
-    )
+def tent(height: float = 1.5, gap: float = 0.5, half: float = 1.0) -> Regions:
+    """``height - |x|`` on ``[-half, -gap]`` and ``[gap, half]`` (a concave, sloped example)."""
+    return Regions("tent", ((-half, -gap), (gap, half)), (1.0, -1.0), (height, height))
+
+
+def shelf(height: float = 1.0, left: tuple[float, float] = (0.5, 1.0), p: float = 2.0, right: float = 3.0) -> Regions:
+    """``height`` on ``left`` and ``height + (x - p)`` on ``[p, right]``: the two pieces meet exactly at
+    the region edge ``p`` (a sloped example whose classical interpolant has one kink at ``p``)."""
+    return Regions("shelf", (left, (p, right)), (0.0, 1.0), (height, height - p))
+
+
+def hinge(level: float = 1.0, slope: float = 2.0, gap: float = 0.25, half: float = 1.0) -> Regions:
+    """``level`` on ``[-half, -gap]`` and ``level + slope x`` on ``[gap, half]`` (convex, sloped; the
+    pieces meet at the origin)."""
+    return Regions("hinge", ((-half, -gap), (gap, half)), (0.0, slope), (level, level))
+
+
+EXAMPLES = {"step": step, "tent": tent, "hinge": hinge, "shelf": shelf}
+
+
+def example(name: str) -> Regions:
+    """The chapter's named examples with their default parameters."""
+    if name not in EXAMPLES:
+        raise ValueError(f"invalid example={name!r}: allowed values are {tuple(EXAMPLES)}")
+    return EXAMPLES[name]()
+
+
+def as_minnorm_regions(regions: Regions) -> list[tuple[float, float, float, float]]:
+    """``(l, r, g(l), g(r))`` tuples, the region format of :func:`lib.minnorm1d.solve`."""
+    return [(l, r, s * l + t, s * r + t) for (l, r), s, t in zip(regions.intervals, regions.slopes, regions.offsets)]
 
 
 # -- conventions -------------------------------------------------------------------------------
@@ -160,12 +183,14 @@ def kink_grid(
     regions: Regions,
     *,
     spacing: float = 0.01,
+    region_spacing: float | None = None,
     far: float = 1e4,
     n_far: int = 60,
     extra: tuple[float, ...] = (),
 ) -> np.ndarray:
     """Kink positions: a uniform grid of ``spacing`` over the gaps, ``5 * spacing`` over one hull length
-    on each side of the data, ``10 * spacing`` inside the regions (kinks there can only cancel), every
+    on each side of the data, ``region_spacing`` (default ``10 * spacing``) inside the regions (for interpolation kinks there can
+    only cancel; a regularised fit may want them near the region edges), every
     region endpoint, ``0`` and ``extra``, then a geometric grid out to ``|t| = far`` on both sides
     (optimal kinks may lie far outside the data)."""
     lo, hi = regions.hull
@@ -177,7 +202,8 @@ def kink_grid(
 
     parts = [uniform(a, lo, 5 * spacing), uniform(hi, b, 5 * spacing)]
     parts += [uniform(l, r, spacing) for l, r in regions.gaps]
-    parts += [uniform(l, r, 10 * spacing) for l, r in regions.intervals]
+    rs = 10 * spacing if region_spacing is None else region_spacing
+    parts += [uniform(l, r, rs) for l, r in regions.intervals]
     left = -np.geomspace(max(abs(a), 1.0) * 1.05, far, n_far)
     right = np.geomspace(max(abs(b), 1.0) * 1.05, far, n_far)
     parts += [left[left < a], right[right > b], np.ravel(regions.intervals), [0.0], np.asarray(extra, float)]

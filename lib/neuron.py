@@ -373,7 +373,7 @@ def net_split(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def net_forward(theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """:math:`f(x_i) = \\sum_j v_j\\,\\mathrm{relu}(w_j^\\top x_i)`, ``[B, n]`` (``X: [B, n, d]``)."""
     w, v = net_split(theta)
-    return torch.einsum("bnm,bm->bn", torch.relu(torch.einsum("bnd,bmd->bnm", X, w)), v)
+    return torch.bmm(torch.relu(torch.bmm(X, w.transpose(1, 2))), v.unsqueeze(-1)).squeeze(-1)
 
 
 def net_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -388,11 +388,12 @@ def net_grad(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Ten
        g_{w_j} = v_j \\sum_i r_i\\,1[w_j^\\top x_i > 0]\\, x_i,\\qquad r_i = f(x_i) - y_i.
     """
     w, v = net_split(theta)
-    pre = torch.einsum("bnd,bmd->bnm", X, w)
-    r = torch.einsum("bnm,bm->bn", torch.relu(pre), v) - y
-    gv = torch.einsum("bn,bnm->bm", r, torch.relu(pre))
-    gw = torch.einsum("bn,bnm,bnd->bmd", r, (pre > 0).to(theta.dtype), X) * v.unsqueeze(-1)
-    return torch.cat([gw, gv.unsqueeze(-1)], dim=-1)
+    pre = torch.bmm(X, w.transpose(1, 2))  # [B, n, m]
+    act_ = torch.relu(pre)
+    r = torch.bmm(act_, v.unsqueeze(-1)) - y.unsqueeze(-1)  # [B, n, 1]
+    gv = torch.bmm(act_.transpose(1, 2), r)  # [B, m, 1]
+    gw = torch.bmm(((pre > 0) * r).transpose(1, 2), X) * v.unsqueeze(-1)  # [B, m, d]
+    return torch.cat([gw, gv], dim=-1)
 
 
 def net_grad_fn(X: torch.Tensor, y: torch.Tensor):

@@ -187,6 +187,7 @@ def execute(
             "wall_s": round(wall, 1),
             "n_claims": claims.get("n_claims", 0),
             "n_passed": claims.get("n_passed", 0),
+            "studies": claims.get("studies", []),
             "libraries": provenance.library_versions(),
         }
         os.replace(nb_tmp, nb_out)
@@ -196,6 +197,22 @@ def execute(
 
 
 # -- staging and building ------------------------------------------------------------------------
+def _studies_line(rec: dict[str, Any]) -> str:
+    studies = rec.get("studies") or []
+    if not studies:
+        return ""
+    elsewhere = [s for s in studies if s.get("device") != rec.get("device")]
+    if elsewhere:
+        s0 = elsewhere[0]
+        return (
+            f" Its {len(elsewhere)} studies were computed on **{s0.get('device_name')}** at commit "
+            f"`{s0.get('commit')}` ({sum(s.get('wall_s') or 0 for s in elsewhere):.0f} s) and are "
+            "rendered here from the study cache."
+        )
+    hits = sum(bool(s.get("cached")) for s in studies)
+    return f" {len(studies)} studies, {hits} of them read from the study cache." if hits else ""
+
+
 def _banner(rec: dict[str, Any]) -> str:
     stem = rec["chapter"]
     short = stem.split("-")[0]
@@ -204,7 +221,7 @@ def _banner(rec: dict[str, Any]) -> str:
         ":class: note\n\n"
         f"Executed with profile **{rec['profile']}** on **{rec['device_name']}**, seed {rec['seed']}, "
         f"commit `{rec['commit']}`, in {rec['wall_s']:.0f} s ({rec['started_utc']}); "
-        f"{rec['n_passed']} of {rec['n_claims']} claims pass.\n\n"
+        f"{rec['n_passed']} of {rec['n_claims']} claims pass.{_studies_line(rec)}\n\n"
         "Rerun this chapter (after `python3 tasks.py env`, which sets up `.venv`):\n\n"
         "```bash\n"
         f".venv/bin/python -m lib run ch{short}                               # fast, CPU\n"

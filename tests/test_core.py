@@ -292,3 +292,25 @@ def test_shallow_widths_mask():
 
 def test_tidy_table_is_dataframe():
     assert isinstance(engine.grid(a=[1]), pd.DataFrame)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="replay is for machines without a GPU")
+def test_gpu_results_replay_on_a_cpu_machine(tmp_build):
+    """Results computed on a GPU machine (here: planted in the cache) render where there is no GPU."""
+
+    def study(*, n, device, seed):
+        return {"value": n, "device": str(device)}
+
+    params = {"n": 2, "seed": 0, "profile": "full"}
+    cache.cached("99-test", "s", lambda: {"value": 2, "device": "cuda:0"}, params=params, device="cuda",
+                 meta={"profile": "full", "device_name": "cuda (NVIDIA H100)"})
+    ctx = chapter.start("99-test", "full", "cuda", 0)
+    assert ctx.replay and ctx.device.type == "cpu" and ctx.study_device == "cuda"
+    assert ctx.study("s", study, n=2) == {"value": 2, "device": "cuda:0"}
+    with pytest.raises(cache.CacheMiss, match="--device cuda"):
+        ctx.study("s", study, n=3)
+    data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
+    assert data["studies"][0]["device_name"] == "cuda (NVIDIA H100)"
+    # without cached GPU results, asking for cuda stays an error
+    with pytest.raises(chapter.ParameterError, match="no CUDA GPU"):
+        chapter.start("98-other", "full", "cuda", 0)

@@ -37,7 +37,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                             n_qp=20),
         "balance": dict(n=8, d=3, width=5, inits=4, T=4.0, etas=[1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
                         rk4_dts=[2e-3, 4e-3, 8e-3, 1.6e-2], identity_steps=400, record_every=10),
-        "net": dict(gammas=[0.5, 1.0, 2.0, 5.0], widths=[1, 4], T=6.0, dt_max=5e-4, dt_gamma=0.02, init=0.3),
+        "net": dict(gammas=[0.5, 1.0, 2.0, 5.0], widths=[1, 3], T=8.0, dt_max=1e-3, dt_gamma=0.02, init=0.5),
     },
     "full": {
         "gamma3d": dict(gammas=[0.0] + np.round(np.geomspace(0.05, 20.0, 40), 6).tolist(), T=10.0, dt_max=1e-3,
@@ -348,8 +348,8 @@ def balance(*, n, d, width, inits, T, etas, rk4_dts, identity_steps, record_ever
 
     def batch_of(steps_list):
         grid = engine.grid(h=list(steps_list), init=list(range(inits)))
-        th = theta_init[torch.as_tensor(grid["init"].to_numpy(), device=device)]
-        h = torch.as_tensor(grid["h"].to_numpy(), dtype=F64, device=device)
+        th = theta_init[torch.as_tensor(grid["init"].tolist(), device=device)]
+        h = torch.as_tensor(grid["h"].tolist(), dtype=F64, device=device)
         return grid, th, h
 
     # GD over every eta (runs: eta x init), each to time T
@@ -425,8 +425,8 @@ def net(*, gammas, widths, T, dt_max, dt_gamma, init, device="cpu", seed=0) -> d
         raise ParameterError(f"invalid widths={widths!r}: positive integers")
     m = max(widths)
     grid = engine.grid(width=list(widths), gamma=_np(g).tolist())
-    gr = torch.as_tensor(grid["gamma"].to_numpy(), dtype=F64, device=device)
-    wr = torch.as_tensor(grid["width"].to_numpy(), device=device)
+    gr = torch.tensor(grid["gamma"].tolist(), dtype=F64, device=device)
+    wr = torch.tensor(grid["width"].tolist(), device=device)
     X, y = neuron.gamma_family_3d(gr)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 19)
     base = init * torch.randn(m, 4, generator=gen, dtype=F64, device=device)

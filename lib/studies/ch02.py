@@ -40,7 +40,7 @@ def params(profile: str) -> dict[str, dict[str, Any]]:
             "fc": dict(n=12, d=4, width=6, depths=[2, 3], inits=8, steps=3000, **train),
             "diagonal": dict(inits=8, steps=2000, **train),
             "relu": dict(delta=DELTA, steps=2000, **train),
-            "local": dict(radii=list(np.geomspace(3e-3, 1e-1, 6)), starts=32, iters=300),
+            "local": dict(radii=list(np.geomspace(3e-3, 1e-1, 6)), starts=64, iters=1000),
             "random": dict(delta=DELTA, widths=[2, 4], inits=256, init_scale=1.0, steps=3000, **train),
             "escape": dict(eps=list(np.geomspace(1e-2, 1e-10, 9)), eta=0.05, max_steps=1500),
             "smoothed": dict(etas=[0.04, 0.01], inits=16, steps=1000),
@@ -50,7 +50,7 @@ def params(profile: str) -> dict[str, dict[str, Any]]:
             "fc": dict(n=12, d=4, width=6, depths=[2, 3, 4], inits=256, steps=20000, **train),
             "diagonal": dict(inits=256, steps=10000, **train),
             "relu": dict(delta=DELTA, steps=10000, **train),
-            "local": dict(radii=list(np.geomspace(1e-3, 1e-1, 11)), starts=256, iters=1000),
+            "local": dict(radii=list(np.geomspace(1e-3, 1e-1, 11)), starts=256, iters=3000),
             "random": dict(delta=DELTA, widths=[2, 4, 8, 16, 32], inits=4096, init_scale=1.0, steps=10000, **train),
             "escape": dict(eps=list(np.geomspace(1e-1, 1e-13, 25)), eta=0.05, max_steps=4000),
             "smoothed": dict(etas=[0.04, 0.02, 0.01, 0.005], inits=256, steps=4000),
@@ -318,7 +318,7 @@ def random_relu(
     fam = H.relu(2, mmax)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 41)
     B = len(runs)
-    mask = (torch.arange(mmax, device=device)[None, :] < torch.as_tensor(runs["width"].values, device=device)[:, None]).double()
+    mask = (torch.arange(mmax, device=device)[None, :] < torch.tensor(runs["width"].tolist(), device=device)[:, None]).double()
     w = torch.randn(B, mmax, 2, generator=gen, dtype=torch.float64, device=device) * init_scale * mask[..., None]
     v = torch.randn(B, mmax, generator=gen, dtype=torch.float64, device=device) * init_scale * mask
     th0 = fam.pack([w, v])

@@ -1,0 +1,179 @@
+"""Figures of chapter 2 (margin maximization, ``vardi2022margin``): results in, Figure out."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..style import COLORS, MARKERS
+
+PAL = [COLORS[c] for c in ("blue", "red", "green", "purple", "yellow", "cyan")]
+
+
+def fc_gamma(res: dict) -> plt.Figure:
+    """Normalized margin vs step for FC linear nets of each depth, with ``gamma_SVM / L^{L/2}``."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for i, (L, c) in enumerate(res["curves"].items()):
+        target = res["gamma_svm"] / L ** (L / 2)
+        g = c["gamma"] / target
+        ax.plot(c["steps"], g, color=PAL[i], lw=0.8, alpha=0.6)
+        ax.plot([], [], color=PAL[i], label=f"depth L = {L} ({g.shape[1]} inits)")
+    ax.axhline(1.0, color="k", ls="--", lw=1, label=r"$\gamma_{\mathrm{SVM}} / L^{L/2}$")
+    ax.set_ylim(0.0, 1.1)
+    ax.set_xlabel("step k")
+    ax.set_ylabel(r"$\gamma(\theta_k)\; / \;(\gamma_{\mathrm{SVM}} / L^{L/2})$")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def diag2(res: dict, escape: pd.DataFrame) -> plt.Figure:
+    """Left: gamma vs step, special init (plateau at 1/2), generic inits (to 1), perturbed special inits
+    (escape). Right: gain of gamma along the improving curve vs distance (log-log, slope 2)."""
+    d = res["d2"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    a.plot(d["steps"], d["gamma"][:, 1:], color=PAL[0], lw=0.8, alpha=0.5)
+    a.plot([], [], color=PAL[0], label="generic inits")
+    a.plot(d["steps"], d["gamma"][:, 0], color=PAL[1], lw=2, label="special init $u=(1,1), v=(1,-1)$")
+    a.axhline(1.0, color="k", ls="--", lw=1, label=r"global optimum $\gamma_{\ell_1}/2 = 1$")
+    a.axhline(0.5, color="grey", ls=":", lw=1)
+    a.set_xlabel("step k")
+    a.set_ylabel(r"$\gamma(\theta_k)$")
+    a.set_ylim(0, 1.08)
+    a.legend(loc="lower right")
+    a.set_title("diagonal depth 2, $x = (1, 2)$")
+    c = res["curve_d2"]
+    b.loglog(c["distance"], c["gain"], "o-", color=PAL[1], ms=4, label=r"curve $u=v=(1,\epsilon)$")
+    ref = c["gain"].iloc[0] * (c["distance"] / c["distance"].iloc[0]) ** 2
+    b.loglog(c["distance"], ref, "k--", lw=1, label="slope 2")
+    b.set_xlabel(r"distance $\|\hat\theta_\epsilon - \hat\theta\|$")
+    b.set_ylabel(r"gain $\gamma(\theta_\epsilon) - \gamma(\theta)$")
+    b.legend()
+    b.set_title("improving curve at the special-init limit")
+    return fig
+
+
+def diag3_face(res: dict) -> plt.Figure:
+    """Depth 3 on ``x = (1, 1)``: minimal ``||theta||^2`` to realise ``beta = (1/2 + t, 1/2 - t)`` along the
+    feasible face, with the limits of gradient flow from the symmetric and asymmetric inits marked."""
+    f = res["face_d3"]
+    d = res["d3"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(f["t"], f["norm2"], color=PAL[0], label=r"$3\,(|\beta_1|^{2/3} + |\beta_2|^{2/3})$")
+    tt = lambda beta: (beta[:, 0] - beta[:, 1]) / (2 * beta.sum(1))  # noqa: E731
+    t_lim = tt(d["beta"])
+    n_lim = 3 * (np.abs(d["beta"] / d["beta"].sum(1, keepdims=True)) ** (2 / 3)).sum(1)
+    ax.plot(t_lim[2:], n_lim[2:], "s", color=PAL[2], ms=7, mfc="none", label="limits from generic inits")
+    ax.plot(t_lim[1], n_lim[1], "^", color=PAL[3], ms=9, label=r"limit from $u_{3} = (0.51, 0.5)$")
+    ax.plot(t_lim[0], n_lim[0], "o", color=PAL[1], ms=9, label="limit from symmetric init")
+    ax.set_xlabel(r"position on the face $t$, $\beta = (1/2 + t,\, 1/2 - t)$")
+    ax.set_ylabel(r"$\min \|\theta\|^2$ realising $\beta$")
+    ax.legend(loc="lower center")
+    return fig
+
+
+def relu_points(res: dict) -> plt.Figure:
+    """Left: the two data points and the neurons' directions at the dead-neuron limit and at the
+    optimum. Right: ``h(u)`` over the unit circle at both limits, with the level 1."""
+    X = res["X"]
+    th = res["theta"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    a.scatter(X[:, 0], X[:, 1], s=60, color="k", zorder=3, label="data $x_1, x_2$ ($y = +1$)")
+    labels = [("dead-neuron limit", PAL[1], "-"), ("optimum", PAL[0], "--")]
+    for r, (name, col, ls) in enumerate(labels):
+        w = th[r, :4].reshape(2, 2)
+        v = th[r, 4:]
+        for j in range(2):
+            size = abs(v[j]) * np.linalg.norm(w[j])
+            if size < 1e-6 * np.abs(th[r]).max() ** 2:
+                continue
+            u = w[j] / np.linalg.norm(w[j])
+            a.annotate("", xy=u, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=col, lw=2, ls=ls))
+        a.plot([], [], color=col, ls=ls, lw=2, label=f"{name}: neurons $w_j/\\|w_j\\|$")
+    wb0 = np.array([0.1, -1.0])
+    a.annotate("", xy=wb0 / np.linalg.norm(wb0), xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=PAL[6 % len(PAL)] if len(PAL) > 6 else "grey", lw=1.5, ls=":"))
+    a.plot([], [], color="grey", ls=":", label="dead neuron B (weight $\\to 0$ relative)")
+    a.set_xlim(-1.3, 1.3)
+    a.set_ylim(-1.1, 1.2)
+    a.set_aspect("equal")
+    a.set_xlabel("$x^{(1)}$")
+    a.set_ylabel("$x^{(2)}$")
+    a.legend(loc="lower left", fontsize=7.5)
+    ang = res["angles"]
+    b.plot(ang, res["h"][0], color=PAL[1], label="at the dead-neuron limit")
+    b.plot(ang, res["h"][1], color=PAL[0], ls="--", label="at the optimum")
+    b.axhline(1.0, color="k", lw=1, ls=":", label="level 1")
+    b.set_xlabel(r"angle of $u$ (rad)")
+    b.set_ylabel(r"$h(u) = \sum_i \lambda_i y_i\, \mathrm{relu}(u \cdot x_i)$")
+    b.legend(loc="upper left")
+    return fig
+
+
+def random_hist(df: pd.DataFrame, gamma_opt: float, gamma_bad: float) -> plt.Figure:
+    """Histogram of the final gamma over random initialisations that separate the data, one panel per width."""
+    widths = sorted(df["width"].unique())
+    fig, axes = plt.subplots(1, len(widths), figsize=(3.2 * len(widths), 3.0), sharey=True, squeeze=False)
+    bins = np.linspace(0, 0.28, 57)
+    for ax, wdt in zip(axes[0], widths):
+        g = df[(df["width"] == wdt) & df["separated"]]
+        ax.hist(g["gamma"], bins=bins, color=PAL[0])
+        ax.axvline(gamma_opt, color="k", ls="--", lw=1)
+        ax.axvline(gamma_bad, color=PAL[1], ls=":", lw=1.5)
+        ax.set_yscale("log")
+        ax.set_title(f"width {wdt}: {len(g)} of {int((df['width'] == wdt).sum())} separate")
+        ax.set_xlabel(r"final $\gamma$")
+    axes[0, 0].set_ylabel("number of inits")
+    axes[0, 0].plot([], [], color="k", ls="--", label=r"$\gamma^* = \|x_i\|/4$")
+    axes[0, 0].plot([], [], color=PAL[1], ls=":", label=r"$\delta/2$")
+    axes[0, 0].legend(loc="upper left")
+    return fig
+
+
+def local_gain(df: pd.DataFrame) -> plt.Figure:
+    """Best gain of gamma found by the ball-constrained search vs the radius (log-log); points with no
+    improvement (gain <= 0) are drawn at the floor."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    floor = 1e-10
+    for i, (name, g) in enumerate(df.groupby("point", sort=False)):
+        y = np.where(g["gain"] > floor, g["gain"], floor)
+        ax.loglog(g["radius"], y, marker=MARKERS[i % len(MARKERS)], color=PAL[i % len(PAL)], ms=5, label=name)
+    r = np.array(sorted(df["radius"].unique()))
+    ax.loglog(r, 0.1 * r**2, "k--", lw=1, label=r"$0.1\, r^2$")
+    ax.axhline(floor, color="grey", lw=0.8)
+    ax.text(r[0], floor * 2, "no improvement found", fontsize=8, color="grey")
+    ax.set_xlabel("ball radius r")
+    ax.set_ylabel(r"best gain of $\gamma$")
+    ax.legend(fontsize=7.5, loc="upper left")
+    return fig
+
+
+def escape_steps(df: pd.DataFrame, fit: pd.DataFrame) -> plt.Figure:
+    """Steps to escape the special initialisations' bad points vs ``log(1/e)``, with least-squares lines."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for i, (L, g) in enumerate(df.groupby("depth")):
+        ax.plot(g["log_inv_eps"], g["steps"], MARKERS[i], color=PAL[i], label=f"diagonal depth {L}")
+        f = fit.loc[L]
+        x = np.array([g["log_inv_eps"].min(), g["log_inv_eps"].max()])
+        ax.plot(x, f["intercept"] + f["slope"] * x, color=PAL[i], lw=1, label=f"fit: {f['slope']:.2f} steps per unit")
+    ax.set_xlabel(r"$\log(1/e)$")
+    ax.set_ylabel("steps to escape")
+    ax.legend()
+    return fig
+
+
+def smoothed_curves(res: dict) -> plt.Figure:
+    """Smoothed margin (solid) and normalized margin (thin) along the uncapped trainer, per model."""
+    names = list(dict.fromkeys(k[0] for k in res["curves"]))
+    etas = sorted({k[1] for k in res["curves"]})
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for i, eta in enumerate(etas):
+            c = res["curves"][(name, eta)]
+            t = c["steps"] * eta  # rescaled time s = k eta
+            ax.plot(t, c["smoothed"][:, 0], color=PAL[i], label=fr"smoothed, $\eta = {eta:g}$")
+            ax.plot(t, c["gamma"][:, 0], color=PAL[i], lw=0.7, ls=":")
+        ax.set_title(name)
+        ax.set_xlabel(r"rescaled time $s = k\eta$")
+    axes[0, 0].set_ylabel(r"$\tilde\gamma$ (solid), $\gamma$ (dotted)")
+    axes[0, 0].legend(loc="lower right")
+    return fig
