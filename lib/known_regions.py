@@ -108,14 +108,6 @@ def plateau(inner: tuple[float, float] = (-0.25, 0.25), gap: float = 0.5, outer:
     )
 
 
-def vee(center: float = 0.0, gap: float = 0.5, half: float = 1.0) -> Regions:
-    """``|x - center|`` on ``[center - half, center - gap]`` and ``[center + gap, center + half]``."""
-    c = center
-    return Regions(
-        "vee", ((c - half, c - gap), (c + gap, c + half)), (-1.0, 1.0), (c, -c)
-    )
-
-
 def tent(height: float = 1.5, gap: float = 0.5, half: float = 1.0) -> Regions:
     """``height - |x|`` on ``[-half, -gap]`` and ``[gap, half]`` (a concave, sloped example)."""
     return Regions("tent", ((-half, -gap), (gap, half)), (1.0, -1.0), (height, height))

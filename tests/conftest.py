@@ -23,3 +23,10 @@ def book_html():
     from lib import runner
 
     return runner.build("fast", "auto", 0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Quick unit tests first; then the chapters (executed, then re-executed by nbval); then the
+    book build, which reuses those executions; then the browser test, which reads the built book."""
+    order = {"test_chapters.py": 1, "test_book.py": 2, "test_browser.py": 3}
+    items.sort(key=lambda it: order.get(it.path.name, 0))

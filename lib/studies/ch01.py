@@ -37,7 +37,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                             n_qp=20),
         "balance": dict(n=8, d=3, width=5, inits=4, T=4.0, etas=[1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
                         rk4_dts=[2e-3, 4e-3, 8e-3, 1.6e-2], identity_steps=400, record_every=10),
-        "net": dict(gammas=[0.5, 1.0, 2.0, 5.0], widths=[1, 3], T=8.0, dt_max=1e-3, dt_gamma=0.02, init=0.5),
+        "net": dict(gammas=[0.5, 1.0, 2.0, 5.0], widths=[1, 3], T=6.0, dt_max=5e-4, dt_gamma=0.02, init=0.3),
     },
     "full": {
         "gamma3d": dict(gammas=[0.0] + np.round(np.geomspace(0.05, 20.0, 40), 6).tolist(), T=10.0, dt_max=1e-3,
@@ -429,9 +429,12 @@ def net(*, gammas, widths, T, dt_max, dt_gamma, init, device="cpu", seed=0) -> d
     wr = torch.tensor(grid["width"].tolist(), device=device)
     X, y = neuron.gamma_family_3d(gr)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 19)
-    base = init * torch.randn(m, 4, generator=gen, dtype=F64, device=device)
-    base[:, 3] = base[:, 3].abs() * torch.tensor([1.0 if j % 2 == 0 else -1.0 for j in range(m)], dtype=F64, device=device)
-    base[0, :3] = base[0, :3].abs()  # the first neuron starts active on every example with v > 0
+    # neuron j: w_j = init * c_j * ((1, 1, 1) + 0.2 * noise), v_j = init * c_j, with c_j = 1, 0.8, 0.64, ...:
+    # every neuron starts active on every example, so the only switches are those of the zero-label
+    # example x3 (where the residual is 0 and the field stays continuous).
+    cj = 0.8 ** torch.arange(m, dtype=F64, device=device)
+    noise = torch.randn(m, 3, generator=gen, dtype=F64, device=device)
+    base = torch.cat([init * cj[:, None] * (1 + 0.2 * noise), (init * cj)[:, None]], dim=1)
     mask = (torch.arange(m, device=device)[None, :] < wr[:, None]).to(F64)
     theta0 = base.unsqueeze(0) * mask.unsqueeze(-1)
     dt = torch.clamp(dt_gamma / gr.pow(2), max=dt_max)
