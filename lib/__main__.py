@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--runs", type=int, action="append", help="repeatable; default 1, 16, 256 (and 1024 on CUDA)")
     be.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     be.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement")
+    be.add_argument("--save", metavar="DIR", help="also write the results to DIR (e.g. benchmarks/, rendered by the book)")
 
     args = ap.parse_args(argv)
     import os
@@ -112,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         rows = bench.run(args.chapters or None, args.device, args.runs, min_time=args.min_time)
         bench.write(rows)
-        print(f"wrote {len(rows)} rows under _build/bench/")
+        if args.save:
+            bench.write(rows, args.save)
+        print(f"wrote {len(rows)} rows under _build/bench/" + (f" and {args.save}" if args.save else ""))
         return 0
     if args.cmd == "claims":
         for data in runner.claims_summary(args.profile):

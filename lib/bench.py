@@ -12,6 +12,7 @@ Speed goals are checked here, by measurement, never by timed tests.
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -135,16 +136,22 @@ def format_row(r: Row) -> str:
     )
 
 
-def write(rows: list[Row]) -> None:
+def write(rows: list[Row], directory=None) -> None:
+    """Write ``bench-<device>.json`` under ``_build/bench/`` (or ``directory``, e.g. ``benchmarks/``
+    for results that the book's reproducibility appendix renders)."""
+    from pathlib import Path
+
+    out_dir = Path(directory) if directory else paths.build_dir() / "bench"
     by_device: dict[str, list[Row]] = {}
     for r in rows:
         by_device.setdefault(r.device.split(":")[0], []).append(r)
     for dev, rs in by_device.items():
         paths.atomic_write_json(
-            paths.build_dir() / "bench" / f"bench-{dev}.json",
+            out_dir / f"bench-{dev}.json",
             {
                 "device": dev,
-                "machine": platform.node(),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "date": time.strftime("%Y-%m-%d"),
                 "device_name": provenance.device_description(torch.device(dev)),
                 "commit": provenance.git_commit(),
                 "torch": torch.__version__,
@@ -153,3 +160,38 @@ def write(rows: list[Row]) -> None:
                 "rows": [asdict(r) for r in rs],
             },
         )
+
+
+def markdown(directory) -> str:
+    """Tables of the benchmark results stored in ``directory`` (for the reproducibility appendix)."""
+    import json
+    from pathlib import Path
+
+    files = sorted(Path(directory).glob("bench-*.json"))
+    if not files:
+        return "No benchmark results are stored with this version of the book.\n"
+    out = []
+    for f in files:
+        d = json.loads(f.read_text())
+        out.append(
+            f"**{d['device_name']}** ({d['machine']}), torch {d['torch']}, {d['threads']} threads, "
+            f"commit `{d['commit']}`, {d.get('date', '')}. Targets: "
+            + "; ".join(f"{k}: {v}" for k, v in d.get("targets", {}).items())
+            + "\n"
+        )
+        out.append("| workload | runs | per-run loop (run-steps/s) | batched (run-steps/s) | speedup | GFLOP/s | roofline GFLOP/s | fraction |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+        def f_(x, fmt):
+            return "" if x is None else fmt.format(x)
+
+        for r in d["rows"]:
+            out.append(
+                f"| {r['workload']} | {r['runs']} | {f_(r['loop_run_steps_per_s'], '{:,.0f}')} | "
+                f"{f_(r['batched_run_steps_per_s'], '{:,.0f}')} | {f_(r['speedup'], '{:.1f}x')} | "
+                f"{f_(r['achieved_flops'] and r['achieved_flops'] / 1e9, '{:.1f}')} | "
+                f"{f_(r['roofline_flops'] and r['roofline_flops'] / 1e9, '{:.1f}')} | "
+                f"{f_(r['roofline_fraction'] and 100 * r['roofline_fraction'], '{:.0f}%')} |"
+            )
+        out.append("")
+    return "\n".join(out) + "\n"

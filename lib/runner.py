@@ -376,6 +376,9 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     (gen / "claims.md").write_text(claims_markdown(runs, claim_sets))
     (gen / "runs.md").write_text(runs_markdown(runs))
     (gen / "status.md").write_text(status_markdown(runs))
+    from . import bench
+
+    (gen / "bench.md").write_text(bench.markdown(root / "benchmarks"))
     paths.atomic_write_json(extra_dir / "claims.json", {"profile": profile, "chapters": claim_sets})
     return site
 
