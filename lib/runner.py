@@ -289,7 +289,7 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
         lines.append("| | claim | statement | paper | measured | criterion |")
         lines.append("|---|---|---|---|---|---|")
         for c in cs.get("claims", []):
-            mark = "✅" if c["passed"] else "❌"
+            mark = "✓" if c["passed"] else "✗ FAIL"
             stmt = c["statement"].replace("|", "\\|")
             if c.get("values"):
                 vals = "; ".join(f"{k} = {_fmt(v)}" for k, v in c["values"].items())
@@ -326,7 +326,7 @@ def status_markdown(runs: list[dict[str, Any]]) -> str:
         r = by_stem.get(p.chapter)
         if r is None:
             continue
-        ok = "✅" if r["n_passed"] == r["n_claims"] and r["n_claims"] > 0 else "❌"
+        ok = "✓" if r["n_passed"] == r["n_claims"] and r["n_claims"] > 0 else "✗"
         lines.append(
             f"| {{doc}}`{p.chapter}` | {p.authors}, *{p.title}*, {p.venue} {{cite:p}}`{p.key}` | "
             f"{p.topic} | {ok} {r['n_passed']}/{r['n_claims']} |"

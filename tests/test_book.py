@@ -49,7 +49,7 @@ def test_claims_appendix_shows_every_claim_passing(book_html):
     total = sum(c["n_claims"] for c in data["chapters"].values())
     assert total > 0
     assert f"{total} of {total} claims pass" in page
-    assert "❌" not in page
+    assert "✗" not in page
 
 
 def test_no_external_resources(book_html):

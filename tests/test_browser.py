@@ -125,7 +125,7 @@ def test_page_renders_offline(browser, server, name):
 def test_claims_appendix_all_pass(browser, server):
     with open_page(browser, urljoin(server, "book/appendix-claims.html")) as (page, *_):
         text = page.locator("article").inner_text()
-        assert "❌" not in text
+        assert "✗" not in text
         rows = page.locator("article table tbody tr")
         assert rows.count() > 0
-        assert text.count("✅") == rows.count()
+        assert text.count("✓") == rows.count()
