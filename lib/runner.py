@@ -281,25 +281,38 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
     for rec in runs:
         stem = rec["chapter"]
         cs = claim_sets.get(stem, {})
-        lines.append(f"## {{doc}}`{stem} <{stem}>`\n")
+        lines.append(f"## {{doc}}`{stem}`\n")
         lines.append(
             f"{cs.get('n_passed', 0)} of {cs.get('n_claims', 0)} claims pass "
             f"(profile {rec['profile']}, {rec['device_name']}, commit `{rec['commit']}`).\n"
         )
-        lines.append("| | claim | statement | paper | measured | criterion |")
-        lines.append("|---|---|---|---|---|---|")
+        lines += [
+            ":::{list-table}",
+            ":header-rows: 1",
+            ":widths: 4 46 20 12 18",
+            ":class: ib-claims",
+            "",
+            "* - ",
+            "  - claim",
+            "  - paper",
+            "  - measured",
+            "  - criterion",
+        ]
         for c in cs.get("claims", []):
             mark = "✓" if c["passed"] else "✗ FAIL"
-            stmt = c["statement"].replace("|", "\\|")
+            stmt = c["statement"].replace("\n", " ")
+            vals = ""
             if c.get("values"):
-                vals = "; ".join(f"{k} = {_fmt(v)}" for k, v in c["values"].items())
-                stmt += f" <br><small>{vals}</small>"
+                vals = "<br><small>" + "; ".join(f"{k} = {_fmt(v)}" for k, v in c["values"].items()) + "</small>"
             paper = f"{{cite:t}}`{c['paper']}`, {c['where']}" if c.get("paper") else c.get("where", "")
-            lines.append(
-                f"| {mark} | `{c['id']}` | {stmt} | {paper} | {_fmt(c['measured'])} | "
-                f"`{c['criterion']}` |"
-            )
-        lines.append("")
+            lines += [
+                f"* - {mark}",
+                f"  - {stmt} <br><small>`{c['id']}`</small>{vals}",
+                f"  - {paper}",
+                f"  - {_fmt(c['measured'])}",
+                f"  - `{c['criterion']}`",
+            ]
+        lines += [":::", ""]
     return "\n".join(lines)
 
 

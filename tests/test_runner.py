@@ -32,7 +32,7 @@ def test_claims_markdown_lists_every_claim_with_numbers():
     ]}}
     md = runner.claims_markdown([rec], cs)
     assert "**2 of 2 claims pass**" in md
-    assert "1.5e-12" in md and "g=1 = 2" in md and "s\\|t" in md
+    assert "1.5e-12" in md and "g=1 = 2" in md and "s|t" in md
     assert md.count("✓") == 2
 
 
