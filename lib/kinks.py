@@ -39,7 +39,7 @@ def neuron_kinks(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarra
         if w.shape[-1] != 1:
             raise ValueError("kinks need scalar inputs (w of shape [B, m, 1])")
         w = w[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         pos = np.where(w != 0, -b / np.where(w != 0, w, 1.0), np.inf)
     return pos, a * np.abs(w)
 
@@ -71,7 +71,8 @@ def merge(
     s = np.take_along_axis(np.where(ok, jump, 0.0), o, 1)
     valid = np.isfinite(p)
     new = np.ones((B, m), bool)
-    new[:, 1:] = ~(np.diff(p, axis=1) <= radius)
+    with np.errstate(invalid="ignore"):  # inf - inf between discarded kinks
+        new[:, 1:] = ~(np.diff(p, axis=1) <= radius)
     cid = np.cumsum(new, axis=1) - 1  # cluster index within each run
     rows = np.repeat(np.arange(B), m)
     S = np.zeros((B, m))

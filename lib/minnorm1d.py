@@ -50,6 +50,9 @@ Public API
 ``kink_cost(p, s, penalty)`` / ``pl_cost(xs, fs, penalty)``
     The exact cost formula ``sum_k |s_k| W(p_k)`` (affine term free) for a function given by its kinks,
     or by its vertices (affine beyond the end vertices).
+``solve_penalized(x, y, lam, penalty=..., affine=...) -> PenalizedFit``
+    The regularised problem ``min 1/2 sum (f(x_i) - y_i)^2 + lam cost(f)`` (the global minimum of the
+    weight-decay objective of a wide network), a lasso over a fine kink grid (cvxpy, CLARABEL).
 Closed forms (affine term free): ``secants``, ``biasfree_value`` (``sum_i |kappa_i|``),
 ``sparsest_kink_count`` (sum over same-sign runs of ``ceil(L/2)``), ``three_point`` (the bias-penalised
 three-point minimiser), ``linear_spline`` and ``paired_interpolant`` (two bias-free minimisers with
@@ -62,9 +65,10 @@ HiGHS tolerances 1e-10, so certified gaps are ~1e-9 relative, not exact rational
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from math import ceil
-from typing import Sequence
 
 import numpy as np
 from scipy.optimize import linprog
@@ -73,19 +77,21 @@ PENALTIES = ("l2", "l1", "free")
 
 __all__ = [
     "PENALTIES",
+    "PenalizedFit",
     "Solution",
-    "weight",
-    "solve",
-    "value_range",
-    "kink_cost",
-    "pl_cost",
-    "secants",
     "biasfree_value",
-    "sparsest_kink_count",
-    "three_point",
+    "evaluate_kinks",
+    "kink_cost",
     "linear_spline",
     "paired_interpolant",
-    "evaluate_kinks",
+    "pl_cost",
+    "secants",
+    "solve",
+    "solve_penalized",
+    "sparsest_kink_count",
+    "three_point",
+    "value_range",
+    "weight",
 ]
 
 
@@ -379,7 +385,7 @@ def _lp(P, t, b, penalty, affine, regions, cost_cap=None, objective=None):
             A_eq, b_eq = np.vstack([A, E]), np.concatenate([b, np.zeros(inside.size)])
         else:
             A_eq, b_eq = A, b
-    opts = dict(primal_feasibility_tolerance=1e-10, dual_feasibility_tolerance=1e-10)
+    opts = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
     if cost_cap is None:
         res = linprog(cost, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs", options=opts)
     else:
@@ -396,7 +402,7 @@ def _lp(P, t, b, penalty, affine, regions, cost_cap=None, objective=None):
         l = z[2 * K:3 * K] - z[3 * K:4 * K]
         v, c = 0.0, z[4 * K] - z[4 * K + 1]
     lam = None if cost_cap is not None else res.eqlin.marginals[:n]
-    return dict(r=r, l=l, v=float(v), c=float(c), value=float(res.fun), lam=lam, z=z, cost=cost)
+    return {"r": r, "l": l, "v": float(v), "c": float(c), "value": float(res.fun), "lam": lam, "z": z, "cost": cost}
 
 
 def _max_ratio(alpha: float, beta: float, lo: float, hi: float, penalty: str, scale: float = 1.0):
@@ -415,7 +421,6 @@ def _max_ratio(alpha: float, beta: float, lo: float, hi: float, penalty: str, sc
 def _dual_check(lam, t, penalty, affine, regions, far):
     """Largest ratio |g(p)|/W(p) of the dual functions over the allowed kink positions, and the
     positions of the violations (one per segment)."""
-    n = t.size
     lo_all, hi_all = (t[0], t[-1]) if affine else (-far, far)
     knots = np.unique(np.concatenate([[lo_all, hi_all], t[(t >= lo_all) & (t <= hi_all)]]))
     for lo, hi, _, _ in regions:
@@ -423,7 +428,7 @@ def _dual_check(lam, t, penalty, affine, regions, far):
     rho, where = 0.0, []
     # on a segment [a, bnd] between knots, g_R(p) = sum_{t_i > p} lam_i (t_i - p) is linear; the knots
     # themselves (allowed even next to regions) are checked as degenerate segments [q, q]
-    segs = list(zip(knots[:-1], knots[1:])) + [(q, q) for q in knots]
+    segs = list(pairwise(knots)) + [(q, q) for q in knots]
     for a, bnd in segs:
         mid = 0.5 * (a + bnd)
         right = t > mid
@@ -600,13 +605,25 @@ def _polish(p, cur, t, b, penalty, regs):
         q, s, _, _ = unpack(z)
         return float(np.sum(sg * s * weight(q, penalty)))
 
+    def dweight(q):
+        return q / np.hypot(1.0, q) if penalty == "l2" else np.sign(q) if penalty == "l1" else 0.0 * q
+
+    def jac(z):
+        q, s, _, _ = unpack(z)
+        return np.concatenate([sg * s * dweight(q), sg * weight(q, penalty), [0.0, 0.0]])
+
     def cons(z):
         q, s, v, c = unpack(z)
         return np.maximum(t[:, None] - q, 0.0) @ s + v * t + c - b
 
+    def cons_jac(z):
+        q, s, _, _ = unpack(z)
+        act = (t[:, None] > q).astype(float)
+        return np.hstack([-act * s, np.maximum(t[:, None] - q, 0.0), t[:, None], np.ones((t.size, 1))])
+
     bounds = [(a, c) for a, c in zip(lo, hi)] + [(0, None) if g > 0 else (None, 0) for g in sg] + [(None, None)] * 2
-    res = minimize(fun, z0, method="SLSQP", bounds=bounds, constraints=[{"type": "eq", "fun": cons}],
-                   options=dict(ftol=1e-15, maxiter=200))
+    res = minimize(fun, z0, jac=jac, method="SLSQP", bounds=bounds,
+                   constraints=[{"type": "eq", "fun": cons, "jac": cons_jac}], options={"ftol": 1e-15, "maxiter": 100})
     z = res.x
     q, s, v, c = unpack(z)
     tol = 1e-12 * (1.0 + np.abs(b).max())
@@ -627,8 +644,8 @@ def _merge(p, r, l, t, gap, regions):
     s = r + l
     groups, cur = [], [0]
     for k in range(1, p.size):
-        j = cur[-1]
-        between = np.any((t > p[j]) & (t < p[k])) or any(lo < p[k] and hi > p[j] for lo, hi, _, _ in regions)
+        j, j0 = cur[-1], cur[0]  # the whole group must stay clear of constraint points and regions
+        between = np.any((t > p[j0]) & (t < p[k])) or any(lo < p[k] and hi > p[j0] for lo, hi, _, _ in regions)
         if np.sign(s[k]) == np.sign(s[j]) and p[k] - p[j] <= gap and not between:
             cur.append(k)
         else:
@@ -675,3 +692,96 @@ def value_range(sol: Solution, t0: float, rel: float = 1e-7) -> tuple[float, flo
             raise RuntimeError("value_range: the capped LP failed; increase rel")
         vals.append(float(out["z"] @ objective(1.0)(P, sol.t, out["z"].size)))
     return min(vals), max(vals)
+
+
+# ------------------------------------------------------------------------------------------------
+# the regularised problem (infinite-width limit of weight decay)
+@dataclass
+class PenalizedFit:
+    """Minimiser of ``1/2 sum_i (f(x_i) - y_i)^2 + lam * cost(f)`` (see :func:`solve_penalized`)."""
+
+    p: np.ndarray
+    r: np.ndarray
+    l: np.ndarray
+    v: float
+    c: float
+    lam: float
+    penalty: str
+    affine: bool
+    objective: float  # optimal value of the convex problem on the grid
+    cost: float  # cost of the returned function
+    grid_step: float
+
+    @property
+    def kinks(self) -> tuple[np.ndarray, np.ndarray]:
+        s = self.r + self.l
+        keep = np.abs(s) > 1e-6 * (1.0 + np.abs(s).max(initial=0.0))
+        return self.p[keep], s[keep]
+
+    @property
+    def n_kinks(self) -> int:
+        return int(self.kinks[0].size)
+
+    def __call__(self, t):
+        t = np.asarray(t, float)
+        tt = t[..., None]
+        return (np.maximum(tt - self.p, 0) @ self.r + np.maximum(self.p - tt, 0) @ self.l
+                + self.v * t + self.c)
+
+
+def solve_penalized(
+    x: Sequence[float],
+    y: Sequence[float],
+    lam: float,
+    *,
+    penalty: str = "l2",
+    affine: bool = True,
+    n_grid: int = 2001,
+    far: float | None = None,
+) -> PenalizedFit:
+    r"""The convex problem ``min_f 1/2 sum_i (f(x_i) - y_i)^2 + lam * cost(f)`` over a kink grid.
+
+    This is the global minimum of the weight-decay objective ``1/2 sum_i (f_theta(x_i) - y_i)^2 +
+    lam/2 ||theta||^2`` of a wide enough network (at a minimiser every neuron is balanced, so the penalty
+    is ``lam`` times the cost): a lasso over the dictionary of kinks, solved by CLARABEL through cvxpy.
+    The grid is uniform on the data hull (``n_grid`` points) plus the data points and ``-1/x_i``;
+    consecutive same-sign atoms with no data point strictly between them are merged at their weighted
+    mean (this keeps the fit and, by convexity of ``W``, does not raise the cost), so kink positions are
+    accurate to about one grid step.  Without the affine term the dictionary also holds left-facing units,
+    a far grid and the constant neuron, as in :func:`solve`.
+    """
+    import cvxpy as cp
+
+    _check_penalty(penalty)
+    if not (np.isfinite(lam) and lam > 0):
+        raise ValueError(f"invalid lam={lam!r}: must be > 0")
+    t, b = _sorted_data(x, y)
+    far = float(far if far is not None else 1e4 * max(1.0, float(np.abs(t).max())))
+    P = _base_dictionary(t, penalty, affine, (), n_grid, far)
+    W = weight(P, penalty)
+    R = np.maximum(t[:, None] - P[None, :], 0.0)
+    s = cp.Variable(P.size)
+    if affine:
+        v, c = cp.Variable(), cp.Variable()
+        f = R @ s + v * t + c
+        reg = W @ cp.abs(s)
+    else:
+        L = np.maximum(P[None, :] - t[:, None], 0.0)
+        lv, c = cp.Variable(P.size), cp.Variable()
+        f = R @ s + L @ lv + c
+        reg = W @ cp.abs(s) + W @ cp.abs(lv) + constant_weight(penalty) * cp.abs(c)
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(f - b) + lam * reg))
+    prob.solve(solver="CLARABEL")
+    if prob.status not in ("optimal", "optimal_inaccurate"):
+        raise RuntimeError(f"solve_penalized: solver status {prob.status}")
+    r = np.asarray(s.value)
+    l = np.zeros_like(r) if affine else np.asarray(lv.value)
+    mag = np.abs(r) + np.abs(l)
+    act = mag > 1e-7 * (1.0 + mag.max(initial=0.0))
+    p, r, l = _merge(P[act], r[act], l[act], t, np.inf if affine else 1e-9, ())
+    fit = PenalizedFit(p=p, r=r, l=l, v=float(v.value) if affine else 0.0, c=float(c.value), lam=float(lam),
+                       penalty=penalty, affine=affine, objective=float(prob.value), cost=0.0,
+                       grid_step=float((t[-1] - t[0]) / (n_grid - 1)))
+    fit.cost = float(np.sum((np.abs(r) + np.abs(l)) * weight(p, penalty))
+                     + (0.0 if affine else constant_weight(penalty) * abs(fit.c)))
+    return fit

@@ -168,3 +168,18 @@ def test_validation():
         mn.three_point([0, 1], [0, 1])
     with pytest.raises(ValueError, match="distinct"):
         mn.secants([0, 0, 1], [0, 1, 2])
+
+
+def test_penalized_fit_limits():
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])
+    y = np.array([3.0, 1.5, 0.8, 0.6, 1.2, 2.5])
+    small = mn.solve_penalized(x, y, 1e-5)
+    exact = mn.solve(x, y)
+    assert np.max(np.abs(small(x) - y)) < 1e-3
+    assert small.cost == pytest.approx(exact.cost, rel=1e-2)
+    big = mn.solve_penalized(x, y, 1e3)  # the penalty wins: the affine least-squares fit
+    assert big.cost < 1e-6
+    slope, icpt = np.polyfit(x, y, 1)
+    assert np.allclose(big(x), slope * x + icpt, atol=1e-5)
+    with pytest.raises(ValueError):
+        mn.solve_penalized(x, y, 0.0)

@@ -1,0 +1,225 @@
+"""Figures of chapter 3 (penalising the biases enforces sparsity): results in, Figure out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .. import minnorm1d as mn
+from ..style import COLORS, MARKERS
+
+METHOD_LABEL = {"wd_all": "weight decay on all parameters", "wd_nobias": "weight decay without biases",
+                "gd_small": "plain GD, small initialisation"}
+METHOD_COLOR = {"wd_all": COLORS["blue"], "wd_nobias": COLORS["red"], "gd_small": COLORS["green"]}
+
+
+def _mark_kinks(ax, p, f, color, marker="v", label=None):
+    ax.plot(p, f(p), linestyle="none", marker=marker, color=color, markersize=7, markeredgecolor="black",
+            markeredgewidth=0.6, label=label, zorder=5)
+
+
+def fig_weight(triples: dict[str, tuple[list[float], list[float]]]):
+    """Left: the kink weights W(p). Right: cost of the one-kink interpolant of three points against
+    the kink position q, with the minimiser marked."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    p = np.linspace(-4, 4, 401)
+    for pen, col, lab in (("l2", "blue", r"$\sqrt{1+p^2}$ (biases penalised)"),
+                          ("l1", "yellow", r"$1+|p|$ ($|w|+|b|$ penalty)"), ("free", "red", r"$1$ (biases free)")):
+        ax0.plot(p, mn.weight(p, pen), color=COLORS[col], label=lab)
+    ax0.set_xlabel("kink position $p = -b/w$")
+    ax0.set_ylabel("cost per unit slope jump $W(p)$")
+    ax0.legend()
+    ax0.set_title("cost of one neuron, $|a|\\,\\|(w,b)\\| = |s|\\,W(p)$")
+    for (name, (x, y)), col in zip(triples.items(), ("blue", "purple", "green")):
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        kappa = abs(mn.secants(x, y)[1][0])
+        qa = np.linspace(x[0], x[1], 300)[1:]  # kink left of x2: lines through (x1,y1) and (x2,x3)
+        qb = np.linspace(x[1], x[2], 300)[:-1]
+        ca = kappa * (x[1] - x[0]) * np.hypot(1, qa) / (qa - x[0])
+        cb = kappa * (x[2] - x[1]) * np.hypot(1, qb) / (x[2] - qb)
+        q, c = np.concatenate([qa, qb]), np.concatenate([ca, cb])
+        ax1.plot(q, c, color=COLORS[col], label=f"{name}: $x$ = {', '.join(f'{v:g}' for v in x)}")
+        p_star, c_star = mn.three_point(x, y)
+        ax1.plot([p_star], [c_star], marker="o", color=COLORS[col], markeredgecolor="black")
+        for v in x:
+            ax1.axvline(v, color=COLORS[col], lw=0.6, ls=":")
+    ax1.set_ylim(0, None)
+    top = ax1.get_ylim()[1]
+    ax1.set_ylim(0, min(top, 6))
+    ax1.set_xlabel("position $q$ of the single kink")
+    ax1.set_ylabel(r"cost $|s|\sqrt{1+q^2}$ of the interpolant")
+    ax1.set_title("three points: minimiser at $x_2$ or at $-1/x_1$")
+    ax1.legend(loc="upper center")
+    fig.tight_layout()
+    return fig
+
+
+def fig_interpolants(examples: dict[str, Any], names: list[str]):
+    """Exact minimal-norm interpolants with (l2) and without (free) the bias penalty, kinks marked."""
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.4))
+    for ax, name in zip(np.atleast_1d(axes), names):
+        e = examples[name]
+        ax.plot(e["grid"], e["f_free"], color=COLORS["red"], lw=2.4, alpha=0.6,
+                label=f"biases free: {e['free']['n_kinks']} kinks")
+        ax.plot(e["grid"], e["f_l2"], color=COLORS["blue"], label=f"biases penalised: {e['l2']['n_kinks']} kinks")
+        for key, col, mk in (("free", "red", "^"), ("l2", "blue", "v")):
+            p = e[key]["kinks"]
+            ax.plot(p, np.interp(p, e["grid"], e[f"f_{key}"]), ls="none", marker=mk, color=COLORS[col],
+                    markeredgecolor="black", markeredgewidth=0.6, markersize=7, zorder=5)
+        ax.plot(e["x"], e["y"], "o", color="black", markersize=4, zorder=6, label="data")
+        ax.set_title(f"{name} (sparsest: {e['sparsest']})")
+        ax.set_xlabel("$x$")
+    np.atleast_1d(axes)[0].set_ylabel("$f(x)$")
+    for ax in np.atleast_1d(axes):
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def fig_family(e: dict[str, Any], name: str):
+    """The bias-free family on one data set: equal cost, different kink counts; the l2 minimiser dashed."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    cols = [COLORS["red"], COLORS["yellow"], COLORS["purple"]]
+    for (label, fam), col, mk in zip(e["family"].items(), cols, MARKERS):
+        ax.plot(e["grid"], fam["values"], color=col,
+                label=f"{label}: {fam['kinks'].size} kinks, $R$ = {fam['cost_free']:.4f}")
+        ax.plot(fam["kinks"], np.interp(fam["kinks"], e["grid"], fam["values"]), ls="none", marker=mk, color=col,
+                markeredgecolor="black", markeredgewidth=0.6, zorder=5)
+    ax.plot(e["grid"], e["f_l2"], color=COLORS["blue"], ls="--",
+            label=f"biases penalised (unique): {e['l2']['n_kinks']} kinks")
+    ax.plot(e["x"], e["y"], "o", color="black", markersize=4, zorder=6, label="data")
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$f(x)$")
+    ax.set_title(f"{name}: bias-free minimisers, all with $R = \\sum_i|\\kappa_i|$ = {e['biasfree_value']:.4f}")
+    ax.legend(fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def fig_counterexample(e: dict[str, Any]):
+    """The certified counterexample: the l2 minimiser has more kinks than the sparsest interpolant."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    paired = e["family"]["paired"]
+    ax0.plot(e["grid"], paired["values"], color=COLORS["red"],
+             label=f"sparsest interpolant: {paired['kinks'].size} kinks, $\\bar R$ = {paired['cost_l2']:.4f}")
+    ax0.plot(e["grid"], e["f_l2"], color=COLORS["blue"],
+             label=f"$\\bar R$-minimiser: {e['l2']['n_kinks']} kinks, $\\bar R$ = {e['l2']['cost']:.4f}")
+    for p, vals, col, mk in ((paired["kinks"], paired["values"], "red", "^"), (e["l2"]["kinks"], e["f_l2"], "blue", "v")):
+        ax0.plot(p, np.interp(p, e["grid"], vals), ls="none", marker=mk, color=COLORS[col], markeredgecolor="black",
+                 markeredgewidth=0.6, markersize=7, zorder=5)
+    ax0.plot(e["x"], e["y"], "o", color="black", markersize=4, zorder=6, label="data")
+    ax0.set_xlabel("$x$")
+    ax0.set_ylabel("$f(x)$")
+    ax0.legend(fontsize=7.5)
+    ax0.set_title("a run of four convex points centred at 0")
+    # right: the difference, where the two differ
+    ax1.plot(e["grid"], e["f_l2"] - paired["values"], color=COLORS["purple"])
+    ax1.axhline(0, color="black", lw=0.6)
+    ax1.plot(e["x"], 0 * e["x"], "o", color="black", markersize=4)
+    ax1.set_xlabel("$x$")
+    ax1.set_ylabel("$f_{\\bar R}(x) - f_{\\mathrm{sparsest}}(x)$")
+    ax1.set_title("difference (zero at the data)")
+    fig.tight_layout()
+    return fig
+
+
+def fig_sparsity_map(df: pd.DataFrame):
+    """Fraction of random data sets whose bias-penalised minimiser is as sparse as possible, against
+    the longest same-sign curvature run L and the data centre; and the mean excess of kinks."""
+    frac = df.groupby(["L", "offset"]).is_sparsest.mean().unstack()
+    excess = df.groupby(["L", "offset"]).excess.mean().unstack()
+    n = df.groupby(["L", "offset"]).size().unstack()
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    for ax, M, title, cmap, vmax in ((axes[0], frac, "fraction with minimiser = sparsest", "cividis", 1.0),
+                                     (axes[1], excess, "mean excess kinks over the sparsest", "viridis", None)):
+        im = ax.imshow(M.to_numpy(), origin="lower", cmap=cmap, vmin=0, vmax=vmax or max(1.0, float(M.max().max())),
+                       aspect="auto")
+        for i in range(M.shape[0]):
+            for j in range(M.shape[1]):
+                v = M.to_numpy()[i, j]
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if v < 0.5 * (vmax or max(1.0, float(M.max().max()))) else "black")
+        ax.set_xticks(range(M.shape[1]), [f"{c:g}" for c in M.columns])
+        ax.set_yticks(range(M.shape[0]), [str(r) for r in M.index])
+        ax.set_xlabel("centre of the data (offset from 0)")
+        ax.set_ylabel("longest same-sign run $L$ of $\\kappa_i$")
+        ax.set_title(title)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(f"{int(n.to_numpy().min())} random data sets per cell, {int(df.shape[0])} in all", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def fig_trained(tr: dict[str, Any], width: int):
+    """Trained networks of one width (all lambdas and seeds) over the exact answers, one panel per method."""
+    runs = tr["runs"]
+    methods = list(dict.fromkeys(runs.method))
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods), 3.6), sharey=True)
+    for ax, me in zip(np.atleast_1d(axes), methods):
+        sel = np.flatnonzero((runs.method == me).to_numpy() & (runs.width == width).to_numpy())
+        for k, i in enumerate(sel):
+            ax.plot(tr["grid"], tr["f_grid"][i], color=METHOD_COLOR[me], lw=1.0, alpha=0.7,
+                    label="trained networks" if k == 0 else None)
+            kp = tr["kinks_pos"][i][np.isfinite(tr["kinks_pos"][i])]
+            ax.plot(kp, np.interp(kp, tr["grid"], tr["f_grid"][i]), ls="none", marker="|", color="black",
+                    markersize=8, label="merged kinks" if k == 0 else None)
+        ax.plot(tr["grid"], tr["exact_grid"]["l2"], color="black", ls="--", lw=1.2,
+                label=f"exact $\\bar R$-interpolant ({tr['exact']['l2']['n_kinks']} kinks)")
+        ax.plot(tr["x"], tr["y"], "o", color="black", markersize=4, zorder=6)
+        ax.set_title(METHOD_LABEL[me], fontsize=9)
+        ax.set_xlabel("$x$")
+        ax.legend(fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel("$f(x)$")
+    fig.tight_layout()
+    return fig
+
+
+def fig_kinks_vs(tr: dict[str, Any]):
+    """Merged kink count against lambda (weight-decay runs) for each width; GD from small init at the right."""
+    runs = tr["runs"]
+    widths = sorted(runs.width.unique())
+    lams = sorted(runs.lam[runs.lam > 0].unique())
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    rng = np.random.default_rng(0)  # horizontal jitter only, for visibility
+    xs = {lam: k for k, lam in enumerate(lams)}
+    xs[0.0] = len(lams)
+    for me in dict.fromkeys(runs.method):
+        for wi, (m, mk) in enumerate(zip(widths, MARKERS)):
+            sel = runs[(runs.method == me) & (runs.width == m)]
+            x = np.array([xs[v] for v in sel.lam]) + (wi - (len(widths) - 1) / 2) * 0.12
+            ax.plot(x + rng.uniform(-0.03, 0.03, x.size), sel.n_kinks, ls="none", marker=mk, color=METHOD_COLOR[me],
+                    markeredgecolor="black", markeredgewidth=0.4, label=f"{METHOD_LABEL[me]}, width {m}")
+    ax.axhline(tr["exact"]["l2"]["n_kinks"], color="black", ls="--", lw=1, label="exact $\\bar R$-interpolant")
+    ax.set_xticks(range(len(lams) + 1), [f"$\\lambda$ = {v:g}" for v in lams] + ["$\\lambda$ = 0\n(GD, small init)"])
+    ax.set_ylabel("kinks after merging")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=6.5, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def fig_cost_curves(tr: dict[str, Any]):
+    """Over training: the network's bias-penalised norm and its square loss (median and range over runs)."""
+    runs = tr["runs"]
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    t = tr["steps"]
+    for me in dict.fromkeys(runs.method):
+        sel = (runs.method == me).to_numpy()
+        for ax, key in ((ax0, "norm_l2"), (ax1, "loss")):
+            c = tr["curves"][key][sel]
+            ax.plot(t, np.median(c, 0), color=METHOD_COLOR[me], label=METHOD_LABEL[me])
+            ax.fill_between(t, c.min(0), c.max(0), color=METHOD_COLOR[me], alpha=0.2)
+    ax0.axhline(tr["exact"]["l2"]["cost"], color="black", ls="--", lw=1, label="exact minimal $\\bar R$")
+    ax0.set_ylabel(r"$\sum_j |a_j|\,\|(w_j, b_j)\|$")
+    ax0.set_ylim(0, 2.5 * tr["exact"]["l2"]["cost"])
+    ax1.set_yscale("log")
+    ax1.set_ylabel(r"$\frac{1}{2}\sum_i (f(x_i)-y_i)^2$")
+    for ax in (ax0, ax1):
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
