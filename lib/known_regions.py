@@ -125,7 +125,7 @@ def hinge(level: float = 1.0, slope: float = 2.0, gap: float = 0.25, half: float
     return Regions("hinge", ((-half, -gap), (gap, half)), (0.0, slope), (level, level))
 
 
-EXAMPLES = {"step": step, "tent": tent, "hinge": hinge, "shelf": shelf}
+EXAMPLES = {"step": step, "plateau": plateau, "tent": tent, "hinge": hinge, "shelf": shelf}
 
 
 def example(name: str) -> Regions:
@@ -494,7 +494,7 @@ def train(
         width, widths: the padded width and, optionally, each run's own width (``[B]``).
         lr, wd, init_scale: ``[B]`` tensors. Returns a :class:`TrainResult`.
     """
-    B, n = x.shape
+    B, _n = x.shape
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"invalid method={m!r}: allowed values are {METHODS}")
@@ -550,6 +550,19 @@ def train(
         torch.stack(hist_obj, 1).cpu().numpy(),
         gsq.sqrt().cpu().numpy(),
     )
+
+
+def gd_step_numpy(a: np.ndarray, w: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray, lr: float, wd: float) -> None:
+    """One GD step with coupled weight decay for ONE network (``a, w, b: [m]``, in place), NumPy:
+    the per-run reference of the batched trainer (risk ``(1/n) sum_i (f(x_i) - y_i)^2``)."""
+    pre = np.outer(x, w) + b
+    act = np.maximum(pre, 0.0)
+    g = 2.0 / len(x) * (act @ a - y)
+    gp = (g[:, None] * (pre > 0)) * a
+    ga, gw, gb = g @ act + wd * a, x @ gp + wd * w, gp.sum(0) + wd * b
+    a -= lr * ga
+    w -= lr * gw
+    b -= lr * gb
 
 
 def evaluate(net: shallow.ShallowNet, z: np.ndarray) -> np.ndarray:
