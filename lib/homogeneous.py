@@ -122,19 +122,21 @@ class Family:
         raise ValueError("a ReLU network has no end-to-end linear predictor")
 
     def jacobian(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """``d Phi(theta; x_i) / d theta``, shape ``[B, n, P]`` (analytic)."""
-        B, n = theta.shape[0], X.shape[0]
+        """``d Phi(theta; x_i) / d theta``, shape ``[B, n, P]`` (analytic); ``X`` is ``[n, d]`` or per run ``[B, n, d]``."""
+        B = theta.shape[0]
+        Xb = X.unsqueeze(0).expand(B, -1, -1) if X.ndim == 2 else X  # [B, n, d]
+        n = Xb.shape[1]
         layers = self.unpack(theta)
         if self.kind == "diagonal":
             U = torch.stack(layers, 0)  # [L, B, d]
             parts = []
             for l in range(self.depth):
                 others = torch.cat([U[:l], U[l + 1:]], 0).prod(0)  # [B, d]
-                parts.append(others[:, None, :] * X[None, :, :])
+                parts.append(others[:, None, :] * Xb)
             return torch.cat(parts, dim=2)
         if self.kind == "fc":
             # forward activations h_{l-1} (input of layer l) and backward row vectors g_l
-            hs = [X.unsqueeze(0).expand(B, -1, -1)]  # [B, n, d]
+            hs = [Xb]
             for W in layers[:-1]:
                 hs.append(hs[-1] @ W.transpose(1, 2))
             g = [None] * self.depth
@@ -144,10 +146,24 @@ class Family:
             parts = [(g[l][:, None, :, None] * hs[l][:, :, None, :]).reshape(B, n, -1) for l in range(self.depth)]
             return torch.cat(parts, dim=2)
         w, v = layers
-        pre = torch.einsum("bmd,nd->bnm", w, X)
+        pre = torch.einsum("bmd,bnd->bnm", w, Xb)
         act = (pre > 0).to(theta.dtype)
-        jw = (act * v[:, None, :])[..., None] * X[None, :, None, :]  # [B, n, m, d]
+        jw = (act * v[:, None, :])[..., None] * Xb[:, :, None, :]  # [B, n, m, d]
         return torch.cat([jw.reshape(B, n, -1), torch.relu(pre)], dim=2)
+
+    def weighted_gradient(self, theta: torch.Tensor, X: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``sum_i c_i grad Phi(theta; x_i)`` for weights ``c: [B, n]``, shape ``[B, P]``, without forming
+        the Jacobian. Linear networks: the gradient at the single input ``sum_i c_i x_i``; ReLU:
+        ``d/dv_j = sum_i c_i relu(<w_j, x_i>)``, ``d/dw_j = v_j sum_i c_i 1[<w_j, x_i> > 0] x_i``."""
+        if self.kind in ("fc", "diagonal"):
+            xbar = (c @ X)[:, None, :]  # [B, 1, d]
+            return self.jacobian(theta, xbar)[:, 0, :]
+        w, v = self.unpack(theta)
+        pre = w @ X.T  # [B, m, n]
+        cb = c[:, :, None]  # [B, n, 1]
+        gv = (torch.relu(pre) @ cb)[..., 0]
+        gw = v[:, :, None] * (((pre > 0).to(theta.dtype) * c[:, None, :]) @ X)
+        return torch.cat([gw.reshape(theta.shape[0], -1), gv], dim=1)
 
     def preactivations(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """ReLU pre-activations ``<w_j, x_i>``, shape ``[B, n, m]``."""

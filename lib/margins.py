@@ -51,7 +51,7 @@ def smoothed_margin(q: torch.Tensor, norm: torch.Tensor, degree: int) -> torch.T
 
 def step_schedule(steps: int, eta: float, eta_min: float, anneal: float) -> np.ndarray:
     """Constant ``eta`` for the first ``(1 - anneal) * steps`` steps, then geometric decay to ``eta_min``."""
-    n_const = int(round(steps * (1.0 - anneal)))
+    n_const = round(steps * (1.0 - anneal))
     n_dec = steps - n_const
     tail = eta * (eta_min / eta) ** (np.arange(1, n_dec + 1) / max(n_dec, 1))
     return np.concatenate([np.full(n_const, eta), tail])
@@ -130,8 +130,7 @@ def train(
             record(k, q, nrm)
         if k == steps:
             break
-        w = torch.softmax(-q, dim=1)
-        g = torch.einsum("bn,bnp->bp", w, margin_jacobian(fam, theta, X, y))
+        g = fam.weighted_gradient(theta, X, torch.softmax(-q, dim=1) * y[None, :])
         theta = theta + etas[k] * nrm[:, None] ** (2 - L) * g
         if caps is not None:
             theta = theta * torch.clamp(caps[k] / theta.norm(dim=1), max=1.0)[:, None]
@@ -265,7 +264,7 @@ def local_search(
     radii = np.asarray(radii, dtype=float)
     if (radii <= 0).any():
         raise ValueError("invalid radii: every radius must be > 0")
-    kw = dict(dtype=theta.dtype, device=theta.device)
+    kw = {"dtype": theta.dtype, "device": theta.device}
     th = (theta / theta.norm()).reshape(1, -1)
     P = th.shape[1]
     m = torch.ones(P, **kw) if mask is None else mask.to(**kw)

@@ -27,7 +27,7 @@ def fc_gamma(res: dict) -> plt.Figure:
     return fig
 
 
-def diag2(res: dict, escape: pd.DataFrame) -> plt.Figure:
+def diag2(res: dict) -> plt.Figure:
     """Left: gamma vs step, special init (plateau at 1/2), generic inits (to 1), perturbed special inits
     (escape). Right: gain of gamma along the improving curve vs distance (log-log, slope 2)."""
     d = res["d2"]
@@ -60,7 +60,7 @@ def diag3_face(res: dict) -> plt.Figure:
     d = res["d3"]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     ax.plot(f["t"], f["norm2"], color=PAL[0], label=r"$3\,(|\beta_1|^{2/3} + |\beta_2|^{2/3})$")
-    tt = lambda beta: (beta[:, 0] - beta[:, 1]) / (2 * beta.sum(1))  # noqa: E731
+    tt = lambda beta: (beta[:, 0] - beta[:, 1]) / (2 * beta.sum(1))
     t_lim = tt(d["beta"])
     n_lim = 3 * (np.abs(d["beta"] / d["beta"].sum(1, keepdims=True)) ** (2 / 3)).sum(1)
     ax.plot(t_lim[2:], n_lim[2:], "s", color=PAL[2], ms=7, mfc="none", label="limits from generic inits")
@@ -88,24 +88,24 @@ def relu_points(res: dict) -> plt.Figure:
             if size < 1e-6 * np.abs(th[r]).max() ** 2:
                 continue
             u = w[j] / np.linalg.norm(w[j])
-            a.annotate("", xy=u, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=col, lw=2, ls=ls))
+            a.annotate("", xy=u, xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": col, "lw": 2, "ls": ls})
         a.plot([], [], color=col, ls=ls, lw=2, label=f"{name}: neurons $w_j/\\|w_j\\|$")
     wb0 = np.array([0.1, -1.0])
-    a.annotate("", xy=wb0 / np.linalg.norm(wb0), xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=PAL[6 % len(PAL)] if len(PAL) > 6 else "grey", lw=1.5, ls=":"))
+    a.annotate("", xy=wb0 / np.linalg.norm(wb0), xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": COLORS["grey"], "lw": 1.5, "ls": ":"})
     a.plot([], [], color="grey", ls=":", label="dead neuron B (weight $\\to 0$ relative)")
     a.set_xlim(-1.3, 1.3)
     a.set_ylim(-1.1, 1.2)
     a.set_aspect("equal")
     a.set_xlabel("$x^{(1)}$")
     a.set_ylabel("$x^{(2)}$")
-    a.legend(loc="lower left", fontsize=7.5)
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=7.5)
     ang = res["angles"]
     b.plot(ang, res["h"][0], color=PAL[1], label="at the dead-neuron limit")
     b.plot(ang, res["h"][1], color=PAL[0], ls="--", label="at the optimum")
     b.axhline(1.0, color="k", lw=1, ls=":", label="level 1")
     b.set_xlabel(r"angle of $u$ (rad)")
     b.set_ylabel(r"$h(u) = \sum_i \lambda_i y_i\, \mathrm{relu}(u \cdot x_i)$")
-    b.legend(loc="upper left")
+    b.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
     return fig
 
 
@@ -147,24 +147,39 @@ def local_gain(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def escape_steps(df: pd.DataFrame, fit: pd.DataFrame) -> plt.Figure:
-    """Steps to escape the special initialisations' bad points vs ``log(1/e)``, with least-squares lines."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+def escape_steps(esc: dict, fit: pd.DataFrame) -> plt.Figure:
+    """Left: gamma vs step for the depth-2 special init perturbed by e (plateau, then escape). Right:
+    steps to escape vs ``log(1/e)`` for depths 2 and 3, with least-squares lines."""
+    df = esc["table"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    c = esc["curves"][2]
+    e = df[df["depth"] == 2]["eps"].to_numpy()
+    cmap = plt.get_cmap("viridis")
+    for i in range(0, len(e), 2):
+        a.plot(c["steps"], c["gamma"][:, i], color=cmap(0.85 * i / max(len(e) - 1, 1)),
+               label=f"$e = 10^{{{np.log10(e[i]):.0f}}}$")
+    a.set_xlim(0, 1.3 * df[df["depth"] == 2]["steps"].max())
+    a.axhline(0.5, color="grey", ls=":", lw=1)
+    a.axhline(1.0, color="k", ls="--", lw=1)
+    a.set_xlabel("step k")
+    a.set_ylabel(r"$\gamma(\theta_k)$")
+    a.set_title("diagonal depth 2: plateau at 1/2, then escape")
+    a.legend(fontsize=7.5, loc="lower right")
     for i, (L, g) in enumerate(df.groupby("depth")):
-        ax.plot(g["log_inv_eps"], g["steps"], MARKERS[i], color=PAL[i], label=f"diagonal depth {L}")
+        b.plot(g["log_inv_eps"], g["steps"], MARKERS[i], color=PAL[i], label=f"diagonal depth {L}")
         f = fit.loc[L]
         x = np.array([g["log_inv_eps"].min(), g["log_inv_eps"].max()])
-        ax.plot(x, f["intercept"] + f["slope"] * x, color=PAL[i], lw=1, label=f"fit: {f['slope']:.2f} steps per unit")
-    ax.set_xlabel(r"$\log(1/e)$")
-    ax.set_ylabel("steps to escape")
-    ax.legend()
+        b.plot(x, f["intercept"] + f["slope"] * x, color=PAL[i], lw=1, label=f"fit: {f['slope']:.2f} steps per unit")
+    b.set_xlabel(r"$\log(1/e)$")
+    b.set_ylabel("steps to escape")
+    b.legend()
     return fig
 
 
 def smoothed_curves(res: dict) -> plt.Figure:
     """Smoothed margin (solid) and normalized margin (thin) along the uncapped trainer, per model."""
     names = list(dict.fromkeys(k[0] for k in res["curves"]))
-    etas = sorted({k[1] for k in res["curves"]})
+    etas = sorted({k[1] for k in res["curves"]}, reverse=True)
     fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):
         for i, eta in enumerate(etas):

@@ -34,28 +34,40 @@ DELTA = 0.2  # the ReLU example's x_{1,2} = (+-1, delta)
 
 def params(profile: str) -> dict[str, dict[str, Any]]:
     """Parameters of every study for the ``fast`` (CI, one CPU core) or ``full`` (paper scale) profile."""
-    train = dict(eta=0.05, eta_min=1e-5, temp=1000.0)
+    train = {"eta": 0.05, "eta_min": 1e-5, "temp": 1000.0}
     if profile == "fast":
         return {
-            "fc": dict(n=12, d=4, width=6, depths=[2, 3], inits=8, steps=3000, **train),
+            "fc": dict(n=12, d=4, width=6, depths=[2, 3], inits=16, steps=6000, **train),
             "diagonal": dict(inits=8, steps=2000, **train),
             "relu": dict(delta=DELTA, steps=2000, **train),
-            "local": dict(radii=list(np.geomspace(3e-3, 1e-1, 6)), starts=64, iters=1000),
-            "random": dict(delta=DELTA, widths=[2, 4], inits=256, init_scale=1.0, steps=3000, **train),
-            "escape": dict(eps=list(np.geomspace(1e-2, 1e-10, 9)), eta=0.05, max_steps=1500),
-            "smoothed": dict(etas=[0.04, 0.01], inits=16, steps=1000),
+            "local": {"radii": list(np.geomspace(3e-3, 1e-1, 6)), "starts": 64, "iters": 1000},
+            "random": dict(delta=DELTA, widths=[2, 4], inits=1024, init_scale=1.0, steps=3000, **train),
+            "escape": {"eps": list(np.geomspace(1e-2, 1e-10, 9)), "eta": 0.05, "max_steps": 1500},
+            "smoothed": {"etas": [0.02, 0.005], "inits": 16, "horizon": 12.0},
         }
     if profile == "full":
         return {
             "fc": dict(n=12, d=4, width=6, depths=[2, 3, 4], inits=256, steps=20000, **train),
             "diagonal": dict(inits=256, steps=10000, **train),
             "relu": dict(delta=DELTA, steps=10000, **train),
-            "local": dict(radii=list(np.geomspace(1e-3, 1e-1, 11)), starts=256, iters=3000),
-            "random": dict(delta=DELTA, widths=[2, 4, 8, 16, 32], inits=4096, init_scale=1.0, steps=10000, **train),
-            "escape": dict(eps=list(np.geomspace(1e-1, 1e-13, 25)), eta=0.05, max_steps=4000),
-            "smoothed": dict(etas=[0.04, 0.02, 0.01, 0.005], inits=256, steps=4000),
+            "local": {"radii": list(np.geomspace(3e-3, 1e-1, 11)), "starts": 256, "iters": 3000},
+            "random": dict(delta=DELTA, widths=[2, 4, 8, 16, 32], inits=2048, init_scale=1.0, steps=6000, **train),
+            "escape": {"eps": list(np.geomspace(1e-2, 1e-13, 23)), "eta": 0.05, "max_steps": 4000},
+            "smoothed": {"etas": [0.02, 0.01, 0.005, 0.0025], "inits": 256, "horizon": 20.0},
         }
     raise ValueError(f"invalid profile={profile!r}: allowed values are 'fast', 'full'")
+
+
+def params_table(P: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The profile's parameters as a compact table (study, parameter, value)."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, (list, tuple)):
+            return f"{len(v)} values in [{min(v):.3g}, {max(v):.3g}]" if len(v) > 4 else ", ".join(f"{x:g}" for x in v)
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    rows = [{"study": s, "parameter": k, "value": fmt(v)} for s, kv in P.items() for k, v in kv.items()]
+    return pd.DataFrame(rows).set_index(["study", "parameter"])
 
 
 def _t(x: Any, device) -> torch.Tensor:
@@ -112,7 +124,7 @@ def fc_linear(
     the layers' rank-one defect ``sigma_2 / sigma_1``, the KKT residual; for the first run of each depth,
     the per-layer QP ratios (1 when every layer is optimal given the others).
     """
-    for name, v in dict(n=n, d=d, width=width, inits=inits, steps=steps).items():
+    for name, v in {"n": n, "d": d, "width": width, "inits": inits, "steps": steps}.items():
         check_positive(name, v, integer=True)
     X, y = separable_data(n, d, seed)
     beta_svm, g_svm = M.svm_l2(X, y)
@@ -131,11 +143,11 @@ def fc_linear(
             [torch.linalg.svdvals(W)[:, 1] / torch.linalg.svdvals(W)[:, 0] for W in layers[:-1]], 1
         ).max(1).values.cpu().numpy()
         for r in range(inits):
-            rows.append(dict(depth=L, run=r, gamma=tr.gamma[-1, r], target=g_svm / L ** (L / 2),
-                             align=1 - cos[r], rank1_defect=defect[r], kkt_residual=k.residual[r]))
+            rows.append({"depth": L, "run": r, "gamma": tr.gamma[-1, r], "target": g_svm / L ** (L / 2),
+                             "align": 1 - cos[r], "rank1_defect": defect[r], "kkt_residual": k.residual[r]})
         curves[L] = {"steps": tr.steps, "gamma": tr.gamma}
         for layer in range(L):
-            layer_rows.append(dict(depth=L, layer=layer + 1, ratio=M.layer_qp(fam, k.theta[0], X, y, layer)))
+            layer_rows.append({"depth": L, "layer": layer + 1, "ratio": M.layer_qp(fam, k.theta[0], X, y, layer)})
     return {"X": X, "y": y, "beta_svm": beta_svm, "gamma_svm": g_svm, "runs": pd.DataFrame(rows),
             "curves": curves, "per_layer": pd.DataFrame(layer_rows)}
 
@@ -198,7 +210,7 @@ def relu_points(delta: float, split: float = 0.6) -> dict[str, np.ndarray]:
     the dead-neuron KKT point (A along ``(0, 1)``, B zero), the split point (A and B along ``(0, 1)``
     with mass fractions ``split`` and ``1 - split``) and the global optimum (one neuron per point)."""
     s = 1 / np.sqrt(delta)
-    sa, sb = np.sqrt(split) * s / np.sqrt(1.0), np.sqrt(1 - split) * s
+    sa, sb = np.sqrt(split) * s, np.sqrt(1 - split) * s
     # v_j = |w_j| = s_j; q = delta (s_A^2 + s_B^2) = 1
     dead = np.array([0.0, s, 0.0, 0.0, s, 0.0])
     spl = np.array([0.0, sa, 0.0, sb, sa, sb])
@@ -354,36 +366,48 @@ def random_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- escape times -------------------------------------------------------------------------------------
-def escape(*, eps: list[float], eta: float, max_steps: int, device, seed: int) -> pd.DataFrame:
-    """Steps to escape the special initialisations' bad points when perturbed by ``e`` (constant step eta,
-    no norm cap): depth 2, ``v_2(0) = -1 + e`` on ``x = (1, 2)``; depth 3, ``u_{3,1}(0) = 1/2 + e`` on
-    ``x = (1, 1)``. A run has escaped when gamma passes halfway from the bad value to the optimum."""
+def escape(*, eps: list[float], eta: float, max_steps: int, device, seed: int) -> dict[str, Any]:
+    """Steps to escape the special initialisations' bad points when perturbed by ``e`` (constant step eta;
+    the norm cap only prevents overflow): depth 2, ``v_2(0) = -1 + e`` on ``x = (1, 2)``; depth 3, ``u_{3,1}(0) = 1/2 + e`` on
+    ``x = (1, 1)``. A run has escaped when gamma passes halfway from the bad value to the optimum.
+
+    Returns ``table`` (one row per depth and e), ``curves`` (gamma vs step per depth, ``[T, len(eps)]``)
+    and ``slope_pred_depth2``: the depth-2 trainer is an exact linear recursion, whose escape step grows
+    by ``1/log((1 + 2 eta)/(1 + eta))`` per unit of ``log(1/e)``.
+    """
     check_positive("eta", eta)
     check_positive("max_steps", max_steps, integer=True)
     e = np.asarray(eps, dtype=float)
+    if (e <= 0).any() or (e >= 0.5).any():
+        raise ValueError("invalid eps: every perturbation must lie in (0, 0.5)")
     y = _t([1.0], device)
     cases = {
         2: (np.array([[1.0, 2.0]]), np.stack([np.ones_like(e), np.ones_like(e), np.ones_like(e), -1 + e], 1), 0.5, 1.0),
         3: (np.array([[1.0, 1.0]]), np.concatenate([np.full((len(e), 4), 0.5), 0.5 + e[:, None], np.full((len(e), 1), 0.5)], 1),
             diag_face_gamma(np.zeros(1), 3)[0], 3 ** -1.5),
     }
-    frames = []
+    frames, curves = [], {}
     for L, (X, th0, g_bad, g_opt) in cases.items():
         fam = H.diagonal(2, L)
+        # one data point: the softmax weight is 1 and the dynamics of the direction is exactly scale
+        # equivariant, so a norm cap changes nothing but keeps the margins below overflow
         tr = M.train(fam, _t(th0, device), _t(X, device), y, steps=max_steps, eta=eta, eta_min=eta, anneal=0.0,
-                     temp=None, record_every=1)
+                     temp=1e200, record_every=1)
         thr = (g_bad + g_opt) / 2
         passed = tr.gamma >= thr
         k = np.where(passed.any(0), passed.argmax(0), -1)
-        frames.append(pd.DataFrame({"depth": L, "eps": e, "log_inv_eps": np.log(1 / e), "steps": np.where(k >= 0, tr.steps[k], np.nan)}))
-    df = pd.concat(frames, ignore_index=True)
-    # depth 2 is an exact linear recursion: slope 1/log((1 + 2 eta)/(1 + eta)) steps per unit log(1/e)
-    df.attrs["slope_pred_depth2"] = 1 / np.log((1 + 2 * eta) / (1 + eta))
-    return df
+        frames.append(pd.DataFrame({"depth": L, "eps": e, "log_inv_eps": np.log(1 / e),
+                                    "steps": np.where(k >= 0, tr.steps[k], np.nan),
+                                    "gamma_bad": g_bad, "gamma_opt": g_opt}))
+        curves[L] = {"steps": tr.steps, "gamma": tr.gamma}
+    return {"table": pd.concat(frames, ignore_index=True), "curves": curves,
+            "slope_pred_depth2": float(1 / np.log((1 + 2 * eta) / (1 + eta)))}
 
 
 def escape_fit(df: pd.DataFrame) -> pd.DataFrame:
-    """Least-squares line ``steps = a + b log(1/e)`` per depth, with R^2."""
+    """Least-squares line ``steps = a + b log(1/e)`` per depth, with R^2 (``df``: the escape table)."""
+    if df["steps"].isna().any():
+        raise ValueError("some perturbed runs did not escape within max_steps: increase max_steps")
     rows = []
     for L, g in df.groupby("depth"):
         b, a = np.polyfit(g["log_inv_eps"], g["steps"], 1)
@@ -394,14 +418,15 @@ def escape_fit(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- the smoothed margin ------------------------------------------------------------------------------
-def smoothed(*, etas: list[float], inits: int, steps: int, device, seed: int) -> dict[str, Any]:
+def smoothed(*, etas: list[float], inits: int, horizon: float, device, seed: int) -> dict[str, Any]:
     """The smoothed margin ``log(1/loss)/||theta||^L`` along the trainer without norm cap (so that it is
     the time-rescaled gradient descent of the exponential loss), for FC linear depth 2 and 3 (data of
-    :func:`fc_linear`) and ReLU width 4 (data of :func:`relu_width2`), one batch per step size.
+    :func:`fc_linear`) and ReLU width 4 (data of :func:`relu_width2`), one batch per step size, each
+    for ``horizon / eta`` steps (the same rescaled time ``s = k eta``).
 
     Measures, per step size, the largest fall of the smoothed margin below its running maximum after
     the loss drops below 1, relative to its final value (0 for a non-decreasing curve)."""
-    check_positive("steps", steps, integer=True)
+    check_positive("horizon", horizon)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 51)
     Xf, yf = separable_data(12, 4, seed)
     Xr, yr = relu_data(DELTA)
@@ -411,6 +436,8 @@ def smoothed(*, etas: list[float], inits: int, steps: int, device, seed: int) ->
     for name, (fam, X, y) in models.items():
         th0 = torch.randn(inits, fam.size, generator=gen, dtype=torch.float64, device=device)
         for eta in etas:
+            check_positive("eta", eta)
+            steps = round(horizon / eta)
             tr = M.train(fam, th0, _t(X, device), _t(y, device), steps=steps, eta=eta, eta_min=eta, anneal=0.0,
                          temp=None, record_every=1)
             s = tr.smoothed.copy()
