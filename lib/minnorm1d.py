@@ -40,7 +40,9 @@ Public API
     strictly between them) into one kink at their weighted mean, drops every kink whose removal leaves
     the optimal value unchanged, and re-solves on the final kinks.  The rescaled dual is feasible on the
     continuum, so ``lambda . y / rho`` (``rho`` the largest violation ratio, >= 1) is a certified lower
-    bound; ``Solution.gap = cost - lower``.
+    bound (the best over the column-generation rounds); ``Solution.gap = cost - lower``.  Column
+    generation stops when no violation is left, when every violation sits within rounding
+    (``_COL_SEP``) of a column already present, or after ``max_iter`` rounds (``info["converged"]``).
 ``Solution(t)``
     Evaluates the interpolant (piecewise linear) at points ``t``; ``Solution.kinks`` gives the kink
     positions and slope jumps; ``Solution.cost`` the exact cost of the returned function.
@@ -466,17 +468,41 @@ def _project_dual(lam, t, penalty, affine):
     return lam - T @ np.linalg.solve(T.T @ T, T.T @ lam)
 
 
+# Two kink positions closer than ``_COL_SEP * (1 + |p|)`` give (numerically) the same LP column: the
+# dual constraints they carry differ by less than the LP tolerances, but the near-parallel columns make
+# the LP degenerate.  Such positions are never both put in a dictionary.
+_COL_SEP = 1e-9
+
+
+def _add_columns(P: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """``P`` (sorted, kept as is) plus the finite candidates farther than ``_COL_SEP (1 + |p|)`` from
+    every position already present and from each other (earlier candidates win), sorted."""
+    cand = np.asarray(cand, float).ravel()
+    cand = cand[np.isfinite(cand)]
+    out = np.asarray(P, float)
+    for q in cand:
+        j = np.searchsorted(out, q)
+        sep = _COL_SEP * (1.0 + abs(q))
+        if (j < out.size and out[j] - q <= sep) or (j > 0 and q - out[j - 1] <= sep):
+            continue
+        out = np.insert(out, j, q)
+    return out
+
+
 def _base_dictionary(t, penalty, affine, regions, n_grid, far):
     lo, hi = t[0], t[-1]
     span = hi - lo
-    parts = [np.linspace(lo, hi, n_grid), t, [0.0]]
+    # exact positions first (constraint points, 0, the tangency points -1/x_i), then the grids, which
+    # must not add near-copies of them (e.g. linspace's ~1e-17 next to 0)
+    P = np.unique(np.concatenate([t, [0.0]]))
     if penalty == "l2":
         nz = t[t != 0]
-        parts.append(-1.0 / nz)
+        P = _add_columns(P, np.unique(-1.0 / nz))
+    parts = [np.linspace(lo, hi, n_grid)]
     if not affine:
         off = np.geomspace(span / n_grid, far, max(n_grid // 4, 20))
-        parts += [lo - off, hi + off, [-far, far]]
-    P = np.unique(np.concatenate([np.asarray(q, float).ravel() for q in parts]))
+        parts += [[-far, far], lo - off, hi + off]
+    P = _add_columns(P, np.concatenate([np.asarray(q, float).ravel() for q in parts]))
     if affine:
         P = P[(P >= lo) & (P <= hi) & ~_inside_regions(P, regions)]
     else:
@@ -527,20 +553,32 @@ def solve(
     span = float(t[-1] - t[0])
     far = float(far if far is not None else 1e4 * max(1.0, float(np.abs(t).max())))
     P = _base_dictionary(t, penalty, affine, regs, n_grid, far)
-    sol, it, rho = None, 0, np.inf
+    if max_iter < 1:
+        raise ValueError(f"invalid max_iter={max_iter!r}: must be >= 1")
+    sol, it, rho, converged = None, 0, np.inf, False
+    lower, lam_final, rho_final = -np.inf, None, np.inf
     for it in range(1, max_iter + 1):
-        sol = _lp(P, t, b, penalty, affine, regs)
+        sol = _lp(P, t, b, penalty, affine, regs)  # `sol` always belongs to the current `P`
         if sol is None:
             raise ValueError("the constraints are infeasible (inconsistent regions or points?)")
         lam = _project_dual(sol["lam"], t, penalty, affine)
         rho, where = _dual_check(lam, t, penalty, affine, regs, far)
-        new = np.array([arg for ratio, arg in where if ratio > 1 + 1e-12])
-        new = new[~np.isin(new, P)] if new.size else new
-        if rho <= 1 + 1e-12 or new.size == 0:
+        # every round's rescaled dual is feasible on the continuum: keep the best bound (the duals of
+        # successive rounds can jump between vertices, so the last one need not be the best)
+        bound = float(lam @ b) / max(rho, 1.0)
+        if np.isfinite(bound) and bound > lower:
+            lower, lam_final, rho_final = bound, lam / max(rho, 1.0), rho
+        cand = np.array([arg for ratio, arg in where if ratio > 1 + 1e-12])
+        # a most violated position within rounding of a column already present is that column
+        # (violated only within the LP tolerances): adding it would only duplicate the column
+        grown = _add_columns(P, cand)
+        converged = rho <= 1 + 1e-12 or grown.size == P.size
+        if converged or it == max_iter:  # leave the loop with P still the dictionary of `sol`
             break
-        P = np.unique(np.concatenate([P, new]))
-    lp_value, P_lp, lam_final = sol["value"], P.copy(), lam / max(rho, 1.0)
-    lower = float(lam_final @ b)
+        P = grown
+    if lam_final is None:
+        raise RuntimeError("solve: the LP returned no finite dual multipliers")
+    lp_value, P_lp = sol["value"], P.copy()
 
     # -- post-processing: merge, drop, re-solve on the final kinks ----------------------------------
     mag = np.abs(sol["r"]) + np.abs(sol["l"])
@@ -571,7 +609,7 @@ def solve(
     f.cost = float(np.sum((np.abs(f.r) + np.abs(f.l)) * weight(p, penalty))
                    + (0.0 if affine else constant_weight(penalty) * abs(f.c)))
     f.residual = float(np.max(np.abs(f(t) - b)))
-    f.info = {"rho": float(rho), "dictionary_size": int(P_lp.size)}
+    f.info = {"rho": float(rho_final), "dictionary_size": int(P_lp.size), "converged": bool(converged)}
     return f
 
 
@@ -583,7 +621,10 @@ def _polish(p, cur, t, b, penalty, regs):
     from scipy.optimize import minimize
 
     K = p.size
-    if K == 0:
+    if K == 0 or t.size > 2 * K + 2:
+        # SLSQP cannot take more equality constraints than variables (it returns "More equality
+        # constraints than independent variables", and for some sizes SciPy's SLSQP under-allocates its
+        # workspace and corrupts the heap: "double free or corruption", scipy/scipy#25665)
         return p, cur
     s0 = cur["r"]
     sg = np.sign(s0)
@@ -667,7 +708,7 @@ def value_range(sol: Solution, t0: float, rel: float = 1e-7) -> tuple[float, flo
     For a unique minimiser with a strictly convex weight the width shrinks like ``sqrt(rel)`` (a kink
     moved by ``d`` costs ``O(d^2)``); for a non-unique one it stays of order one as ``rel -> 0``.  Probe
     with several ``rel`` (>= 1e-8: tighter caps meet HiGHS tolerances) to tell the two apart."""
-    P = np.unique(np.concatenate([sol.dictionary, sol.p]))
+    P = _add_columns(np.unique(sol.p), sol.dictionary)  # the solution's kinks, no near-copies of them
     base = _lp(P, sol.t, sol.b, sol.penalty, sol.affine, sol.regions)
     cap = max(sol.cost, base["value"] if base else sol.cost) + rel * (1.0 + sol.cost)
 

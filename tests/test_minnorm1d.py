@@ -183,3 +183,73 @@ def test_penalized_fit_limits():
     assert np.allclose(big(x), slope * x + icpt, atol=1e-5)
     with pytest.raises(ValueError):
         mn.solve_penalized(x, y, 0.0)
+
+
+# -- regression: 32 points sampled from the known-regions examples (chapter 5) ---------------------
+def _region_sample(name, n=32):
+    import lib.known_regions as kr
+
+    return kr.sample(kr.example(name), n, np.random.default_rng([0, 0, n]))
+
+
+@pytest.mark.parametrize("penalty", mn.PENALTIES)
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("name", ["tent", "plateau", "hinge", "step", "shelf"])
+def test_known_region_samples(name, affine, penalty):
+    """Used to raise IndexError (column generation ran out of rounds after growing the dictionary past
+    the last LP) or abort in SLSQP (polish with more equality constraints than variables)."""
+    x, y = _region_sample(name)
+    sol = mn.solve(x, y, penalty=penalty, affine=affine)
+    assert sol.residual < 1e-9 * (1 + np.abs(y).max())
+    assert np.all(np.isfinite(sol.p)) and sol.p.size == sol.r.size == sol.l.size
+    assert sol.lower <= sol.cost + 1e-9 * (1 + sol.cost)
+    assert sol.gap < 1e-8 * (1 + sol.cost)
+    assert sol.lower == pytest.approx(float(sol.dual @ sol.b), rel=1e-12, abs=1e-12)
+    assert sol.cost <= sol.lp_value + 1e-9 * (1 + sol.cost)
+    d = np.diff(sol.dictionary)
+    assert np.all(d > mn._COL_SEP * (1 + np.abs(sol.dictionary[1:])))  # no (near-)duplicate columns
+
+
+def test_tent_sample_bias_penalised():
+    """The reported case: one kink at 0 of jump -2 (the two lines of the tent meet there), cost 2."""
+    x, y = _region_sample("tent")
+    sol = mn.solve(x, y, penalty="l2", affine=True)
+    p, s = sol.kinks
+    assert sol.cost == pytest.approx(2.0, rel=1e-9)
+    assert p.size == 1 and abs(p[0]) < 1e-6 and s[0] == pytest.approx(-2.0, rel=1e-9)
+    lo, hi = mn.value_range(sol, 0.0, 1e-8)  # unique minimiser: f(0) = 1.5 pinned down
+    assert lo <= 1.5 + 1e-6 and hi >= 1.5 - 1e-6 and hi - lo < 1e-3
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 5])
+def test_column_generation_out_of_rounds(max_iter):
+    """Stopping on max_iter returns the last LP's solution with a valid (if looser) certificate."""
+    x, y = _region_sample("tent")
+    sol = mn.solve(x, y, penalty="l2", affine=True, max_iter=max_iter)
+    assert sol.iterations == max_iter and not sol.info["converged"]
+    assert sol.residual < 1e-9
+    assert sol.lower <= sol.cost + 1e-9 and sol.gap < 1e-3 * (1 + sol.cost)
+    with pytest.raises(ValueError, match="max_iter"):
+        mn.solve(x, y, max_iter=0)
+
+
+def test_dictionary_has_no_near_duplicates():
+    # linspace's midpoint (~1e-17) next to the exact 0, and column-generation candidates within
+    # rounding of existing columns, must not give near-parallel LP columns
+    t = np.linspace(-0.9998, 0.9971, 32)
+    for affine in (True, False):
+        P = mn._base_dictionary(t, "l2", affine, (), 201, 1e4)
+        assert np.all(np.diff(P) > mn._COL_SEP * (1 + np.abs(P[1:])))
+        assert np.isin(t, P).all() and 0.0 in P
+    P = np.array([-1.0, 0.0, 1.0])
+    out = mn._add_columns(P, [1e-17, np.nan, np.inf, 0.5, 0.5 + 1e-13, -1.0 - 1e-12])
+    assert np.array_equal(out, [-1.0, 0.0, 0.5, 1.0])
+
+
+def test_polish_skips_overdetermined_slsqp():
+    """SLSQP cannot take more equality constraints than variables (and may corrupt the heap)."""
+    x = np.linspace(-1, 1, 9)
+    y = np.abs(x)
+    sol = mn.solve(x, y, penalty="l2", affine=True)
+    assert sol.n_kinks == 1 and sol.cost == pytest.approx(2.0, rel=1e-9)
+    assert sol.residual < 1e-12
