@@ -75,17 +75,36 @@ def pattern(w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return preact(w, X) > 0
 
 
-def loss(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor, slope: float | torch.Tensor = 0.0) -> torch.Tensor:
+def loss(
+    w: torch.Tensor, X: torch.Tensor, y: torch.Tensor, slope: float | torch.Tensor = 0.0
+) -> torch.Tensor:
     """Per-run square loss :math:`\\tfrac12 \\sum_i (\\sigma(w^\\top x_i) - y_i)^2`, ``[B]``."""
     z = preact(w, X)
     return 0.5 * (act(z, _slope(slope, z)) - y).pow(2).sum(-1)
 
 
-def grad(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor, slope: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """Per-run gradient :math:`\\sum_i \\sigma'(w^\\top x_i)(\\sigma(w^\\top x_i) - y_i)\\,x_i`, ``[B, d]``."""
+def grad(
+    w: torch.Tensor,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    slope: float | torch.Tensor = 0.0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-run gradient :math:`\\sum_i \\sigma'(w^\\top x_i)(\\sigma(w^\\top x_i) - y_i)\\,x_i`, ``[B, d]``.
+
+    With ``mask`` (``[B, n]`` booleans) the activation pattern is frozen: example :math:`i` is treated as
+    active (:math:`\\sigma(z) = z`) where ``mask`` is true and inactive (:math:`\\sigma(z) = \\alpha z`)
+    elsewhere, whatever the sign of :math:`z`: the smooth extension of one piece of the field, for
+    :func:`lib.flows.rk4_event_step`.
+    """
     z = preact(w, X)
-    if isinstance(slope, (int, float)) and slope == 0:
-        r = (z > 0) * (torch.relu(z) - y)  # the ReLU fast path (this is the inner loop of every flow)
+    if mask is not None:
+        s = _slope(slope, z)
+        r = torch.where(mask, z - y, s * (s * z - y))
+    elif isinstance(slope, (int, float)) and slope == 0:
+        r = (z > 0) * (
+            torch.relu(z) - y
+        )  # the ReLU fast path (this is the inner loop of every flow)
     else:
         s = _slope(slope, z)
         r = act_prime(z, s) * (act(z, s) - y)
@@ -97,6 +116,12 @@ def grad(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor, slope: float | torch
 def grad_fn(X: torch.Tensor, y: torch.Tensor, slope: float | torch.Tensor = 0.0):
     """The batched gradient ``w -> grad(w, X, y, slope)`` for :mod:`lib.flows`."""
     return lambda w: grad(w, X, y, slope)
+
+
+def flow_kw(X: torch.Tensor, y: torch.Tensor, slope: float | torch.Tensor = 0.0) -> dict:
+    """Keyword arguments of :func:`lib.flows.integrate` for event-located integration of the neuron:
+    switching functions :math:`w^\\top x_i` and the gradient with a frozen pattern."""
+    return {"events": lambda w: preact(w, X), "piece_grad": lambda w, m: grad(w, X, y, slope, m)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +147,9 @@ def project_affine(
     return w - torch.einsum("bn,bnd->bd", lam, Xm)
 
 
-def leaky_limit(w0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, slope: float | torch.Tensor) -> torch.Tensor:
+def leaky_limit(
+    w0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, slope: float | torch.Tensor
+) -> torch.Tensor:
     """The gradient-flow limit of a leaky-ReLU neuron in closed form (full-row-rank ``X``):
 
     .. math:: w^* = w_0 + X^\\top (X X^\\top)^{-1} (\\sigma^{-1}(y) - X w_0),
@@ -141,7 +168,9 @@ def in_Z_violation(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.T
     return v.amax(-1)
 
 
-def project_Z(w0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, tol: float = 1e-9) -> torch.Tensor:
+def project_Z(
+    w0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, tol: float = 1e-9
+) -> torch.Tensor:
     """Exact Euclidean projection of ``w0`` onto the zero-loss polyhedron :math:`Z`, batched.
 
     The projection is the affine projection onto :math:`\\{x_i^\\top w = y_i,\\ i \\in E \\cup S\\}` for
@@ -155,7 +184,9 @@ def project_Z(w0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, tol: float 
     """
     B, n, d = X.shape
     if n > 12:
-        raise ValueError(f"project_Z enumerates 2^n active sets; n={n} is too large (use project_Z_qp)")
+        raise ValueError(
+            f"project_Z enumerates 2^n active sets; n={n} is too large (use project_Z_qp)"
+        )
     valid = X.abs().sum(-1) > 0
     eq = valid & (y > 0)
     ineq = valid & (y <= 0)
@@ -177,7 +208,9 @@ def project_Z(w0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, tol: float 
     return torch.where(empty.unsqueeze(-1), torch.full_like(out, math.nan), out)
 
 
-def project_Z_qp(w0: np.ndarray, X: np.ndarray, y: np.ndarray, *, solver: str = "CLARABEL") -> np.ndarray:
+def project_Z_qp(
+    w0: np.ndarray, X: np.ndarray, y: np.ndarray, *, solver: str = "CLARABEL"
+) -> np.ndarray:
     """Projection onto :math:`Z` of one problem as a QP (cvxpy), a cross-check of :func:`project_Z`:
 
     .. math:: \\min_w \\tfrac12\\lVert w - w_0\\rVert^2 \\ \\text{s.t.}\\ x_i^\\top w = y_i\\ (y_i>0),\\
@@ -216,10 +249,18 @@ def gamma_family_3d(gammas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ``gammas: [B]`` -> ``X: [B, 3, 3]``, ``y: [B, 3]``.
     """
     g = gammas.reshape(-1, 1)
-    base = torch.tensor([[3.0, -1.0, 0.0], [4.0, 2.0, 0.0], [0.0, 1.0, 1.0]], dtype=gammas.dtype, device=gammas.device)
+    base = torch.tensor(
+        [[3.0, -1.0, 0.0], [4.0, 2.0, 0.0], [0.0, 1.0, 1.0]],
+        dtype=gammas.dtype,
+        device=gammas.device,
+    )
     scale = torch.cat([torch.ones_like(g), torch.ones_like(g), g], dim=1)  # [B, 3]
     X = base.unsqueeze(0) * scale.unsqueeze(-1)
-    y = torch.tensor([16.0, 18.0, 0.0], dtype=gammas.dtype, device=gammas.device).expand(len(gammas), 3).clone()
+    y = (
+        torch.tensor([16.0, 18.0, 0.0], dtype=gammas.dtype, device=gammas.device)
+        .expand(len(gammas), 3)
+        .clone()
+    )
     return X, y
 
 
@@ -238,7 +279,11 @@ def gamma_family_2d(gammas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     X = torch.stack(
         [torch.cat([torch.ones_like(g), torch.zeros_like(g)], 1), torch.cat([-g, g], 1)], dim=1
     )
-    y = torch.tensor([1.0, 0.0], dtype=gammas.dtype, device=gammas.device).expand(len(gammas), 2).clone()
+    y = (
+        torch.tensor([1.0, 0.0], dtype=gammas.dtype, device=gammas.device)
+        .expand(len(gammas), 2)
+        .clone()
+    )
     return X, y
 
 
@@ -332,7 +377,7 @@ def planted_problems(
     """
     n_max = d_max - 1
     M = oversample * batch
-    kw = dict(dtype=dtype, device=device)
+    kw = {"dtype": dtype, "device": device}
     d = torch.randint(d_min, d_max + 1, (M,), generator=generator, device=device)
     u = torch.rand(M, generator=generator, **kw)
     n = 1 + (u * (d - 1).to(dtype)).floor().long()
@@ -340,9 +385,18 @@ def planted_problems(
     rows = torch.arange(n_max, device=device)
     cmask = (cols[None, :] < d[:, None]).to(dtype)
     rmask = (rows[None, :] < n[:, None]).to(dtype)
-    X = torch.randn(M, n_max, d_max, generator=generator, **kw) * rmask[:, :, None] * cmask[:, None, :]
+    X = (
+        torch.randn(M, n_max, d_max, generator=generator, **kw)
+        * rmask[:, :, None]
+        * cmask[:, None, :]
+    )
     v = torch.randn(M, d_max, generator=generator, **kw) * cmask
-    w0 = torch.randn(M, d_max, generator=generator, **kw) * cmask * init_scale / d.to(dtype).sqrt()[:, None]
+    w0 = (
+        torch.randn(M, d_max, generator=generator, **kw)
+        * cmask
+        * init_scale
+        / d.to(dtype).sqrt()[:, None]
+    )
     y = act(preact(v, X), slope) * rmask
     ev = torch.linalg.eigvalsh(X @ X.transpose(1, 2))  # ascending; padded rows give zeros
     lam_max = ev[:, -1]
@@ -355,8 +409,15 @@ def planted_problems(
         )
     keep = ok[:batch]
     return {
-        "X": X[keep], "y": y[keep], "v": v[keep], "w0": w0[keep], "d": d[keep], "n": n[keep],
-        "kappa": kappa[keep], "lam_max": lam_max[keep], "accepted": len(ok) / M,
+        "X": X[keep],
+        "y": y[keep],
+        "v": v[keep],
+        "w0": w0[keep],
+        "d": d[keep],
+        "n": n[keep],
+        "kappa": kappa[keep],
+        "lam_max": lam_max[keep],
+        "accepted": len(ok) / M,
     }
 
 
@@ -381,24 +442,40 @@ def net_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return 0.5 * (net_forward(theta, X) - y).pow(2).sum(-1)
 
 
-def net_grad(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def net_grad(
+    theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Analytic gradient, packed like ``theta``:
 
     .. math:: g_{v_j} = \\sum_i r_i\\,\\mathrm{relu}(w_j^\\top x_i),\\qquad
        g_{w_j} = v_j \\sum_i r_i\\,1[w_j^\\top x_i > 0]\\, x_i,\\qquad r_i = f(x_i) - y_i.
+
+    With ``mask`` (``[B, n, m]`` or ``[B, n*m]`` booleans) the pattern :math:`1[w_j^\\top x_i > 0]` is
+    frozen (and :math:`\\mathrm{relu}` replaced by the identity where it is on): one smooth piece.
     """
     w, v = net_split(theta)
     pre = torch.bmm(X, w.transpose(1, 2))  # [B, n, m]
-    act_ = torch.relu(pre)
+    on = pre > 0 if mask is None else mask.reshape(pre.shape)
+    act_ = pre * on  # relu(pre), or its linear extension on a frozen pattern
     r = torch.bmm(act_, v.unsqueeze(-1)) - y.unsqueeze(-1)  # [B, n, 1]
     gv = torch.bmm(act_.transpose(1, 2), r)  # [B, m, 1]
-    gw = torch.bmm(((pre > 0) * r).transpose(1, 2), X) * v.unsqueeze(-1)  # [B, m, d]
+    gw = torch.bmm((on * r).transpose(1, 2), X) * v.unsqueeze(-1)  # [B, m, d]
     return torch.cat([gw, gv], dim=-1)
 
 
 def net_grad_fn(X: torch.Tensor, y: torch.Tensor):
     """The batched gradient ``theta -> net_grad(theta, X, y)`` for :mod:`lib.flows`."""
     return lambda theta: net_grad(theta, X, y)
+
+
+def net_preact(theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Pre-activations :math:`w_j^\\top x_i` flattened to ``[B, n*m]`` (the switching functions)."""
+    return torch.bmm(X, theta[..., :-1].transpose(1, 2)).reshape(len(theta), -1)
+
+
+def net_flow_kw(X: torch.Tensor, y: torch.Tensor) -> dict:
+    """Keyword arguments of :func:`lib.flows.integrate` for event-located integration of the network."""
+    return {"events": lambda t: net_preact(t, X), "piece_grad": lambda t, m: net_grad(t, X, y, m)}
 
 
 def balance(theta: torch.Tensor) -> torch.Tensor:
@@ -408,7 +485,9 @@ def balance(theta: torch.Tensor) -> torch.Tensor:
     return w.pow(2).sum(-1) - v.pow(2)
 
 
-def gd_balance_change(theta: torch.Tensor, g: torch.Tensor, lr: torch.Tensor | float) -> torch.Tensor:
+def gd_balance_change(
+    theta: torch.Tensor, g: torch.Tensor, lr: torch.Tensor | float
+) -> torch.Tensor:
     """The exact change of :func:`balance` in one GD step with gradient ``g`` (packed like ``theta``):
     :math:`\\eta^2(\\lVert g_{w_j}\\rVert^2 - g_{v_j}^2)`, ``[B, m]``."""
     lr = torch.as_tensor(lr, dtype=theta.dtype, device=theta.device)

@@ -8,8 +8,10 @@ chapter context's cache.
 
 Numerics: gradient flow is integrated with fixed-step RK4 (:mod:`lib.flows`) in float64, with step
 sizes ``dt <= dt_max`` and ``dt <= dt_gamma / gamma^2`` on the gamma-families (their curvature grows
-like gamma^2), and ``dt = c / lambda_max(X X^T)`` per random problem; every study reports its
-integrator error by comparing with the step ``2 dt`` (:func:`lib.flows.halving_error`).
+like gamma^2), and ``dt = c / lambda_max(X X^T)`` per random problem. On the two gamma-families of a
+single neuron the steps are event-located (:func:`lib.flows.rk4_event_step`: they stop at the switch
+of the zero-label example); every study reports its integrator error by comparing with the step
+``2 dt`` (:func:`lib.flows.halving_error`).
 """
 
 from __future__ import annotations
@@ -28,31 +30,114 @@ F64 = torch.float64
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {
-        "gamma3d": dict(gammas=[0.0, 0.5, 1.0, 2.0, 5.0, 20.0], T=8.0, dt_max=1e-3, dt_gamma=0.2, init=1e-6,
-                        record_every=40),
-        "phase2d": dict(gammas=[0.5, 1.0, 2.0, 5.0, 10.0], T=10.0, dt_max=1e-3, dt_gamma=0.2, w0=[0.1, 1.0],
-                        exact_gammas=[0.1, 1e4, 200], record_every=20),
-        "leaky": dict(batch=96, slopes=[0.3, 0.6], kappa_max=20.0, c=1.0, horizon=30.0, record_every=100),
-        "relu_random": dict(batch=200, kappa_max=20.0, c=0.1, horizon=30.0, init_scale=1.0, record_every=20,
-                            n_qp=20),
-        "balance": dict(n=8, d=3, width=5, inits=4, T=4.0, etas=[1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
-                        rk4_dts=[2e-3, 4e-3, 8e-3, 1.6e-2], identity_steps=400, record_every=10),
-        "net": dict(gammas=[0.5, 1.0, 2.0, 5.0], widths=[1, 3], T=6.0, dt_max=5e-4, dt_gamma=0.02, init=0.3),
+        "gamma3d": {
+            "gammas": [0.0, 0.5, 1.0, 2.0, 5.0, 20.0],
+            "T": 8.0,
+            "dt_max": 1e-3,
+            "dt_gamma": 0.2,
+            "init": 1e-6,
+            "record_every": 40,
+        },
+        "phase2d": {
+            "gammas": [0.5, 1.0, 2.0, 5.0, 10.0],
+            "T": 10.0,
+            "dt_max": 1e-3,
+            "dt_gamma": 0.2,
+            "w0": [0.1, 1.0],
+            "exact_gammas": [0.1, 1e4, 200],
+            "record_every": 20,
+        },
+        "leaky": {
+            "batch": 96,
+            "slopes": [0.3, 0.6],
+            "kappa_max": 20.0,
+            "c": 1.0,
+            "horizon": 30.0,
+            "record_every": 100,
+        },
+        "relu_random": {
+            "batch": 200,
+            "kappa_max": 20.0,
+            "c": 0.1,
+            "horizon": 30.0,
+            "init_scale": 1.0,
+            "record_every": 20,
+            "n_qp": 20,
+        },
+        "balance": {
+            "n": 8,
+            "d": 3,
+            "width": 5,
+            "inits": 4,
+            "T": 4.0,
+            "etas": [1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
+            "rk4_dts": [1e-3, 2e-3, 4e-3, 8e-3],
+            "identity_steps": 400,
+            "record_every": 10,
+        },
+        "net": {
+            "gammas": [0.5, 1.0, 2.0, 5.0],
+            "widths": [1, 3],
+            "T": 6.0,
+            "dt_max": 5e-4,
+            "dt_gamma": 0.02,
+            "init": 0.3,
+        },
     },
     "full": {
-        "gamma3d": dict(gammas=[0.0] + np.round(np.geomspace(0.05, 20.0, 40), 6).tolist(), T=10.0, dt_max=1e-3,
-                        dt_gamma=0.2, init=1e-6, record_every=40),
-        "phase2d": dict(gammas=[0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0], T=15.0, dt_max=1e-3, dt_gamma=0.2,
-                        w0=[0.1, 1.0], exact_gammas=[0.05, 1e5, 2000], record_every=40),
-        "leaky": dict(batch=2000, slopes=[0.2, 0.35, 0.5, 0.75], kappa_max=20.0, c=0.5, horizon=30.0,
-                      record_every=250),
-        "relu_random": dict(batch=4000, kappa_max=20.0, c=0.05, horizon=30.0, init_scale=1.0, record_every=40,
-                            n_qp=200),
-        "balance": dict(n=8, d=3, width=5, inits=32, T=4.0,
-                        etas=[2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
-                        rk4_dts=[1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2], identity_steps=2000, record_every=10),
-        "net": dict(gammas=np.round(np.geomspace(0.25, 5.0, 12), 6).tolist(), widths=[1, 2, 4, 8], T=8.0,
-                    dt_max=5e-4, dt_gamma=0.02, init=0.3),
+        "gamma3d": {
+            "gammas": [0.0] + np.round(np.geomspace(0.05, 20.0, 40), 6).tolist(),
+            "T": 10.0,
+            "dt_max": 1e-3,
+            "dt_gamma": 0.2,
+            "init": 1e-6,
+            "record_every": 40,
+        },
+        "phase2d": {
+            "gammas": [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0],
+            "T": 15.0,
+            "dt_max": 1e-3,
+            "dt_gamma": 0.2,
+            "w0": [0.1, 1.0],
+            "exact_gammas": [0.05, 1e5, 2000],
+            "record_every": 40,
+        },
+        "leaky": {
+            "batch": 1000,
+            "slopes": [0.2, 0.35, 0.5, 0.75],
+            "kappa_max": 20.0,
+            "c": 1.0,
+            "horizon": 30.0,
+            "record_every": 250,
+        },
+        "relu_random": {
+            "batch": 4000,
+            "kappa_max": 20.0,
+            "c": 0.05,
+            "horizon": 30.0,
+            "init_scale": 1.0,
+            "record_every": 40,
+            "n_qp": 200,
+        },
+        "balance": {
+            "n": 8,
+            "d": 3,
+            "width": 5,
+            "inits": 32,
+            "T": 4.0,
+            "etas": [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
+            "rk4_dts": [1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
+            "identity_steps": 2000,
+            "record_every": 10,
+        },
+        "net": {
+            "gammas": np.round(np.geomspace(0.75, 5.0, 10), 6).tolist(),
+            "widths": [1, 2, 3],
+            "T": 8.0,
+            "dt_max": 5e-4,
+            "dt_gamma": 0.02,
+            "init": 0.3,
+        },
     },
 }
 
@@ -67,7 +152,9 @@ def params(profile: str) -> dict[str, dict[str, Any]]:
 def _gammas(gammas, device) -> torch.Tensor:
     g = torch.as_tensor(gammas, dtype=F64, device=device)
     if g.ndim != 1 or len(g) == 0 or not torch.isfinite(g).all() or (g < 0).any():
-        raise ParameterError(f"invalid gammas={list(gammas)!r}: a non-empty list of finite numbers >= 0")
+        raise ParameterError(
+            f"invalid gammas={list(gammas)!r}: a non-empty list of finite numbers >= 0"
+        )
     return g
 
 
@@ -89,7 +176,9 @@ def _divergence(what: str, hint: str):
 # -------------------------------------------------------------------------------------------------
 
 
-def gamma3d(*, gammas, T, dt_max, dt_gamma, init, record_every, device="cpu", seed=0) -> dict[str, Any]:
+def gamma3d(
+    *, gammas, T, dt_max, dt_gamma, init, record_every, device="cpu", seed=0
+) -> dict[str, Any]:
     """Gradient flow of one ReLU neuron on every dataset :math:`D_\\gamma` of the 3-D family, from
     :math:`w_0 = \\text{init}\\cdot(1,1,1)`, as one batch.
 
@@ -97,7 +186,7 @@ def gamma3d(*, gammas, T, dt_max, dt_gamma, init, record_every, device="cpu", se
     zero-label example, recorded trajectories, and the cross-loss and distance matrices
     :math:`L_{D_{\\gamma_i}}(w^*(\\gamma_j))`, :math:`\\lVert w^*(\\gamma_i) - w^*(\\gamma_j)\\rVert`.
     """
-    for name, v in dict(T=T, dt_max=dt_max, dt_gamma=dt_gamma, init=init).items():
+    for name, v in {"T": T, "dt_max": dt_max, "dt_gamma": dt_gamma, "init": init}.items():
         check_positive(name, v)
     check_positive("record_every", record_every, integer=True)
     g = _gammas(gammas, device)
@@ -107,24 +196,40 @@ def gamma3d(*, gammas, T, dt_max, dt_gamma, init, record_every, device="cpu", se
     dt = torch.clamp(dt_gamma / g.pow(2), max=dt_max)
     steps = _steps(T, dt)
     flow, err = flows.halving_error(
-        neuron.grad_fn(X, y), w0, dt, steps,
-        record_every=record_every, observe={"w": lambda w: w.clone()},
+        neuron.grad_fn(X, y),
+        w0,
+        dt,
+        steps,
+        record_every=record_every,
+        observe={"w": lambda w: w.clone()},
         pattern=lambda w: neuron.pattern(w, X),
+        **neuron.flow_kw(X, y),
         check=_divergence("gradient flow on D_gamma", "reduce the step size dt_max or dt_gamma"),
     )
     w = flow.w
     # switch-off time of x3: the last pattern change (none for gamma = 0, where x3 = 0 is never active)
-    tau = torch.where(flow.n_changes > 0, flow.last_change.to(F64) * dt, torch.full_like(dt, math.nan))
+    tau = torch.where(
+        flow.n_changes > 0, flow.last_change.to(F64) * dt, torch.full_like(dt, math.nan)
+    )
     # cross losses: dataset i (rows) at limit j (columns)
     Xi = X.unsqueeze(1).expand(B, B, 3, 3).reshape(B * B, 3, 3)
     yi = y.unsqueeze(1).expand(B, B, 3).reshape(B * B, 3)
     wj = w.unsqueeze(0).expand(B, B, 3).reshape(B * B, 3)
     cross = neuron.loss(wj, Xi, yi).reshape(B, B)
     dist = torch.cdist(w, w)
-    table = pd.DataFrame({
-        "gamma": _np(g), "dt": _np(dt), "T": _np(flow.t), "w1": _np(w[:, 0]), "w2": _np(w[:, 1]),
-        "w3": _np(w[:, 2]), "loss": _np(neuron.loss(w, X, y)), "tau_switch": _np(tau), "err_halving": _np(err),
-    })
+    table = pd.DataFrame(
+        {
+            "gamma": _np(g),
+            "dt": _np(dt),
+            "T": _np(flow.t),
+            "w1": _np(w[:, 0]),
+            "w2": _np(w[:, 1]),
+            "w3": _np(w[:, 2]),
+            "loss": _np(neuron.loss(w, X, y)),
+            "tau_switch": _np(tau),
+            "err_halving": _np(err),
+        }
+    )
     return {
         "table": table,
         "w0": _np(w0[0]),
@@ -141,46 +246,74 @@ def gamma3d(*, gammas, T, dt_max, dt_gamma, init, record_every, device="cpu", se
 # -------------------------------------------------------------------------------------------------
 
 
-def phase2d(*, gammas, T, dt_max, dt_gamma, w0, exact_gammas, record_every, device="cpu", seed=0) -> dict[str, Any]:
+def phase2d(
+    *, gammas, T, dt_max, dt_gamma, w0, exact_gammas, record_every, device="cpu", seed=0
+) -> dict[str, Any]:
     """The 2-D family: RK4 trajectories for ``gammas`` (with integrator errors), the exact limits
     :func:`lib.neuron.phase2d_exact` for the same gammas and on a log grid ``exact_gammas = [lo, hi, num]``,
     and the book's bound on :math:`w_2^*(\\gamma) - (w_{0,1}+w_{0,2})/2` (:func:`lib.neuron.phase2d_bound`)."""
-    for name, v in dict(T=T, dt_max=dt_max, dt_gamma=dt_gamma).items():
+    for name, v in {"T": T, "dt_max": dt_max, "dt_gamma": dt_gamma}.items():
         check_positive(name, v)
     check_positive("record_every", record_every, integer=True)
     g = _gammas(gammas, device)
     if (g == 0).any():
-        raise ParameterError("invalid gammas: the 2-D study needs gamma > 0 (gamma = 0 has another zero-loss set)")
+        raise ParameterError(
+            "invalid gammas: the 2-D study needs gamma > 0 (gamma = 0 has another zero-loss set)"
+        )
     B = len(g)
     X, y = neuron.gamma_family_2d(g)
     a, c = float(w0[0]), float(w0[1])
     W0 = torch.tensor([a, c], dtype=F64, device=device).expand(B, 2).clone()
     dt = torch.clamp(dt_gamma / g.pow(2), max=dt_max)
     flow, err = flows.halving_error(
-        neuron.grad_fn(X, y), W0, dt, _steps(T, dt),
-        record_every=record_every, observe={"w": lambda w: w.clone()},
+        neuron.grad_fn(X, y),
+        W0,
+        dt,
+        _steps(T, dt),
+        record_every=record_every,
+        observe={"w": lambda w: w.clone()},
         pattern=lambda w: neuron.pattern(w, X),
-        check=_divergence("gradient flow on the 2-D family", "reduce the step size dt_max or dt_gamma"),
+        **neuron.flow_kw(X, y),
+        check=_divergence(
+            "gradient flow on the 2-D family", "reduce the step size dt_max or dt_gamma"
+        ),
     )
     w2_exact, tau_exact = neuron.phase2d_exact(g, (a, c))
     lo, hi, num = exact_gammas
     ge = torch.logspace(math.log10(lo), math.log10(hi), int(num), dtype=F64, device=device)
     w2e, taue = neuron.phase2d_exact(ge, (a, c))
-    bound, valid = neuron.phase2d_bound(ge, (a, c)) if (a, c) == (0.1, 1.0) else (ge * math.nan, ge < 0)
+    bound, valid = (
+        neuron.phase2d_bound(ge, (a, c)) if (a, c) == (0.1, 1.0) else (ge * math.nan, ge < 0)
+    )
     active = neuron.pattern(flow.w, X)
-    table = pd.DataFrame({
-        "gamma": _np(g), "dt": _np(dt), "w1(T)": _np(flow.w[:, 0]), "w2(T)": _np(flow.w[:, 1]),
-        "w2* exact": _np(w2_exact), "|RK4 - exact|": _np((flow.w[:, 1] - w2_exact).abs()),
-        "tau exact": _np(tau_exact), "tau RK4": _np(flow.last_change.to(F64) * dt),
-        "x2 active at T": _np(active[:, 1]), "err_halving": _np(err),
-    })
+    table = pd.DataFrame(
+        {
+            "gamma": _np(g),
+            "dt": _np(dt),
+            "w1(T)": _np(flow.w[:, 0]),
+            "w2(T)": _np(flow.w[:, 1]),
+            "w2* exact": _np(w2_exact),
+            "|RK4 - exact|": _np((flow.w[:, 1] - w2_exact).abs()),
+            "tau exact": _np(tau_exact),
+            "tau RK4": _np(flow.last_change.to(F64) * dt),
+            "x2 active at T": _np(active[:, 1]),
+            "err_halving": _np(err),
+        }
+    )
     return {
         "table": table,
         "w0": np.array([a, c]),
         "traj": _np(flow.records["w"]),
         "record_steps": _np(flow.record_steps),
-        "dense": pd.DataFrame({"gamma": _np(ge), "w2_star": _np(w2e), "tau": _np(taue), "bound": _np(bound),
-                               "bound_valid": _np(valid)}),
+        "dense": pd.DataFrame(
+            {
+                "gamma": _np(ge),
+                "w2_star": _np(w2e),
+                "tau": _np(taue),
+                "bound": _np(bound),
+                "bound_valid": _np(valid),
+            }
+        ),
         "asymptote": (a + c) / 2,
     }
 
@@ -190,7 +323,9 @@ def phase2d(*, gammas, T, dt_max, dt_gamma, w0, exact_gammas, record_every, devi
 # -------------------------------------------------------------------------------------------------
 
 
-def leaky(*, batch, slopes, kappa_max, c, horizon, record_every, device="cpu", seed=0) -> dict[str, Any]:
+def leaky(
+    *, batch, slopes, kappa_max, c, horizon, record_every, device="cpu", seed=0
+) -> dict[str, Any]:
     """Random planted problems with a leaky-ReLU neuron, every slope in ``slopes`` on the same problems.
 
     Step ``dt = c / lambda_max(X X^T)`` per problem (the Hessian is at most :math:`XX^\\top`), and
@@ -198,7 +333,7 @@ def leaky(*, batch, slopes, kappa_max, c, horizon, record_every, device="cpu", s
     loss's curvature along the flow is at least :math:`\\alpha^2 \\lambda_{min}(XX^\\top)`.
     Returns one row per run: dims, condition number, slope, distance to the closed-form limit."""
     check_positive("batch", batch, integer=True)
-    for name, v in dict(kappa_max=kappa_max, c=c, horizon=horizon).items():
+    for name, v in {"kappa_max": kappa_max, "c": c, "horizon": horizon}.items():
         check_positive(name, v)
     check_positive("record_every", record_every, integer=True)
     s = torch.as_tensor(slopes, dtype=F64, device=device)
@@ -207,27 +342,40 @@ def leaky(*, batch, slopes, kappa_max, c, horizon, record_every, device="cpu", s
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 11)
     P = neuron.planted_problems(batch, kappa_max=kappa_max, generator=gen, device=device)
     S = len(s)
-    rep = lambda t: t.repeat(S, *([1] * (t.ndim - 1)))  # noqa: E731  (runs: slope-major)
+    rep = lambda t: t.repeat(S, *([1] * (t.ndim - 1)))
     X, v, w0 = rep(P["X"]), rep(P["v"]), rep(P["w0"])
     alpha = s.repeat_interleave(batch)
     y = neuron.act(neuron.preact(v, X), alpha.reshape(-1, 1))
     target = neuron.leaky_limit(w0, X, y, alpha)
     lam_max = rep(P["lam_max"])
     dt = c / lam_max
-    steps = int(math.ceil(horizon * kappa_max / (float(s.min()) ** 2 * c)))
+    steps = math.ceil(horizon * kappa_max / (float(s.min()) ** 2 * c))
     steps += steps % 2
     flow, err = flows.halving_error(
-        neuron.grad_fn(X, y, alpha), w0, dt, steps,
-        record_every=record_every, observe={"err": lambda w: (w - target).norm(dim=1)},
-        check=_divergence("leaky-ReLU gradient flow", "reduce c (the step size relative to 1/lambda_max)"),
+        neuron.grad_fn(X, y, alpha),
+        w0,
+        dt,
+        steps,
+        record_every=record_every,
+        observe={"err": lambda w: (w - target).norm(dim=1)},
+        check=_divergence(
+            "leaky-ReLU gradient flow", "reduce c (the step size relative to 1/lambda_max)"
+        ),
     )
     kappa = rep(P["kappa"])
     lam_min = lam_max / kappa
-    runs = pd.DataFrame({
-        "slope": _np(alpha), "d": _np(rep(P["d"])), "n": _np(rep(P["n"])), "kappa": _np(kappa),
-        "dist_closed_form": _np((flow.w - target).norm(dim=1)), "loss": _np(neuron.loss(flow.w, X, y, alpha)),
-        "err_halving": _np(err), "rate_bound": _np(alpha**2 * lam_min),
-    })
+    runs = pd.DataFrame(
+        {
+            "slope": _np(alpha),
+            "d": _np(rep(P["d"])),
+            "n": _np(rep(P["n"])),
+            "kappa": _np(kappa),
+            "dist_closed_form": _np((flow.w - target).norm(dim=1)),
+            "loss": _np(neuron.loss(flow.w, X, y, alpha)),
+            "err_halving": _np(err),
+            "rate_bound": _np(alpha**2 * lam_min),
+        }
+    )
     return {
         "runs": runs,
         "accepted": P["accepted"],
@@ -256,7 +404,9 @@ class _FejerMonitor:
         self.prev = d
 
 
-def relu_random(*, batch, kappa_max, c, horizon, init_scale, record_every, n_qp, device="cpu", seed=0) -> dict[str, Any]:
+def relu_random(
+    *, batch, kappa_max, c, horizon, init_scale, record_every, n_qp, device="cpu", seed=0
+) -> dict[str, Any]:
     """Gradient flow of a ReLU neuron on random planted problems (d in 3..7, n < d), as one batch.
 
     Per run: status (``converged``: loss < 1e-20; ``stalled``: loss > 1e-8; ``unfinished``: between;
@@ -267,25 +417,42 @@ def relu_random(*, batch, kappa_max, c, horizon, init_scale, record_every, n_qp,
     (:func:`lib.neuron.project_Z`); the first ``n_qp`` are cross-checked with CLARABEL.
     """
     check_positive("batch", batch, integer=True)
-    for name, v in dict(kappa_max=kappa_max, c=c, horizon=horizon, init_scale=init_scale).items():
+    for name, v in {
+        "kappa_max": kappa_max,
+        "c": c,
+        "horizon": horizon,
+        "init_scale": init_scale,
+    }.items():
         check_positive(name, v)
     check_positive("record_every", record_every, integer=True)
     check_positive("n_qp", n_qp, integer=True, allow_zero=True)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 13)
-    P = neuron.planted_problems(batch, kappa_max=kappa_max, init_scale=init_scale, generator=gen, device=device)
+    P = neuron.planted_problems(
+        batch, kappa_max=kappa_max, init_scale=init_scale, generator=gen, device=device
+    )
     X, y, v, w0 = P["X"], P["y"], P["v"], P["w0"]
     proj = neuron.project_Z(w0, X, y)
     anchors = torch.stack([proj, v], dim=1)
     monitor = _FejerMonitor(anchors, w0)
     dt = c / P["lam_max"]
-    steps = int(math.ceil(horizon * kappa_max / c))
+    steps = math.ceil(horizon * kappa_max / c)
     steps += steps % 2
     flow, err = flows.halving_error(
-        neuron.grad_fn(X, y), w0, dt, steps,
+        neuron.grad_fn(X, y),
+        w0,
+        dt,
+        steps,
         record_every=record_every,
-        observe={"dist": lambda w: (w.unsqueeze(1) - anchors).norm(dim=-1), "pattern": lambda w: neuron.pattern(w, X)},
-        pattern=lambda w: neuron.pattern(w, X), pattern_every=1, callback=monitor,
-        check=_divergence("ReLU gradient flow", "reduce c (the step size relative to 1/lambda_max)"),
+        observe={
+            "dist": lambda w: (w.unsqueeze(1) - anchors).norm(dim=-1),
+            "pattern": lambda w: neuron.pattern(w, X),
+        },
+        pattern=lambda w: neuron.pattern(w, X),
+        pattern_every=1,
+        callback=monitor,
+        check=_divergence(
+            "ReLU gradient flow", "reduce c (the step size relative to 1/lambda_max)"
+        ),
     )
     w = flow.w
     L = neuron.loss(w, X, y)
@@ -295,18 +462,32 @@ def relu_random(*, batch, kappa_max, c, horizon, init_scale, record_every, n_qp,
     status = np.where(_np(d0) < 1e-12, "start in Z", status)
     final_pattern = neuron.pattern(w, X)
     w_traj = neuron.project_affine(flow.w_last_change, X, y * final_pattern, final_pattern)
-    runs = pd.DataFrame({
-        "d": _np(P["d"]), "n": _np(P["n"]), "kappa": _np(P["kappa"]), "n_pos": _np((y > 0).sum(1)),
-        "status": status, "loss": _np(L), "dist_w0_Z": _np(d0), "moved": _np(moved),
-        "ratio": _np(moved / d0), "fejer_inc_proj": _np(monitor.max_inc[:, 0]),
-        "fejer_inc_teacher": _np(monitor.max_inc[:, 1]), "tau": _np(flow.last_change.to(F64) * dt),
-        "n_changes": _np(flow.n_changes), "traj_proj_err": _np((w_traj - w).norm(dim=1)),
-        "in_Z_violation": _np(neuron.in_Z_violation(w, X, y)), "err_halving": _np(err),
-    })
+    runs = pd.DataFrame(
+        {
+            "d": _np(P["d"]),
+            "n": _np(P["n"]),
+            "kappa": _np(P["kappa"]),
+            "n_pos": _np((y > 0).sum(1)),
+            "status": status,
+            "loss": _np(L),
+            "dist_w0_Z": _np(d0),
+            "moved": _np(moved),
+            "ratio": _np(moved / d0),
+            "fejer_inc_proj": _np(monitor.max_inc[:, 0]),
+            "fejer_inc_teacher": _np(monitor.max_inc[:, 1]),
+            "tau": _np(flow.last_change.to(F64) * dt),
+            "n_changes": _np(flow.n_changes),
+            "traj_proj_err": _np((w_traj - w).norm(dim=1)),
+            "in_Z_violation": _np(neuron.in_Z_violation(w, X, y)),
+            "err_halving": _np(err),
+        }
+    )
     qp_diff = math.nan
     if n_qp:
         k = min(n_qp, batch)
-        qp = np.stack([neuron.project_Z_qp(_np(w0[i]), _np(X[i]), _np(y[i])) for i in range(k)])  # per-problem QP
+        qp = np.stack(
+            [neuron.project_Z_qp(_np(w0[i]), _np(X[i]), _np(y[i])) for i in range(k)]
+        )  # per-problem QP
         qp_diff = float(np.abs(qp - _np(proj[:k])).max())
     return {
         "runs": runs,
@@ -316,9 +497,43 @@ def relu_random(*, batch, kappa_max, c, horizon, init_scale, record_every, n_qp,
         "dist_curves": _np(flow.records["dist"]),  # [K, B, 2]
         "patterns": _np(flow.records["pattern"]),  # [K, B, n]
         "n_rows": _np(P["n"]),
+        "labels": _np(y),
         "qp_max_diff": qp_diff,
         "n_qp": int(min(n_qp, batch)),
     }
+
+
+def showcase_run(res: dict[str, Any]) -> int:
+    """A converged run of :func:`relu_random` whose pattern changed a few times (1 to 3: a clean
+    switch, not a zero-label example flickering at rounding level on its way to the surface) and whose
+    ratio exceeds 1; the most examples, then the largest ratio. The run of the activation-pattern figure."""
+    r = res["runs"]
+    ok = r[(r["status"] == "converged") & r["n_changes"].between(1, 3) & (r["ratio"] > 1 + 1e-9)]
+    if ok.empty:
+        ok = r[r["status"] == "converged"]
+    return int(ok.sort_values(["n", "ratio"], ascending=False).index[0])
+
+
+def min_separation(dist: np.ndarray, err: np.ndarray) -> float:
+    """:math:`\\min_{i<j} \\lVert w_i - w_j\\rVert / (e_i + e_j)`: how many times their combined
+    integrator-error estimates apart the closest two limits are (``dist``: pairwise distances,
+    ``err``: per-run error estimates)."""
+    dist, err = np.asarray(dist), np.asarray(err)
+    i, j = np.triu_indices(len(err), 1)
+    return float((dist[i, j] / (err[i] + err[j])).min())
+
+
+def drift_slopes(drift: pd.DataFrame, first: int | None = None) -> pd.DataFrame:
+    """Least-squares slope of log(drift) against log(step), per method and initialisation, over all
+    steps or over the ``first`` smallest ones (the local slope as the step goes to 0)."""
+
+    def slope(s: pd.DataFrame) -> float:
+        s = s.sort_values("h").iloc[:first]
+        return float(np.polyfit(np.log(s["h"].to_numpy()), np.log(s["drift"].to_numpy()), 1)[0])
+
+    return (
+        drift.groupby(["method", "init"])[["h", "drift"]].apply(slope).rename("slope").reset_index()
+    )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -326,18 +541,26 @@ def relu_random(*, batch, kappa_max, c, horizon, init_scale, record_every, n_qp,
 # -------------------------------------------------------------------------------------------------
 
 
-def balance(*, n, d, width, inits, T, etas, rk4_dts, identity_steps, record_every, device="cpu", seed=0) -> dict[str, Any]:
+def balance(
+    *, n, d, width, inits, T, etas, rk4_dts, identity_steps, record_every, device="cpu", seed=0
+) -> dict[str, Any]:
     """Conservation of :math:`\\lVert w_j\\rVert^2 - v_j^2` for a bias-free ReLU network of ``width``
     neurons on one random regression problem (teacher of width 3), from ``inits`` random
     initialisations: GD with every step size in ``etas`` and RK4 with every step in ``rk4_dts``, all up
     to time ``T`` in one batch; plus the per-step GD identity checked over the first ``identity_steps``
     steps of the largest ``eta``. Drift = :math:`\\max_j |Q_j(T) - Q_j(0)|`.
     """
-    for name, v in dict(n=n, d=d, width=width, inits=inits, identity_steps=identity_steps,
-                        record_every=record_every).items():
+    for name, v in {
+        "n": n,
+        "d": d,
+        "width": width,
+        "inits": inits,
+        "identity_steps": identity_steps,
+        "record_every": record_every,
+    }.items():
         check_positive(name, v, integer=True)
     check_positive("T", T)
-    for name, lst in dict(etas=etas, rk4_dts=rk4_dts).items():
+    for name, lst in {"etas": etas, "rk4_dts": rk4_dts}.items():
         if len(lst) == 0 or any(not (isinstance(e, (int, float)) and 0 < e < 1) for e in lst):
             raise ParameterError(f"invalid {name}={list(lst)!r}: step sizes must lie in (0, 1)")
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 17)
@@ -356,29 +579,61 @@ def balance(*, n, d, width, inits, T, etas, rk4_dts, identity_steps, record_ever
     ggrid, th_gd, lr = batch_of(etas)
     Xg = x.expand(len(ggrid), n, d)
     yg = yv.expand(len(ggrid), n)
-    gd = flows.gd(neuron.net_grad_fn(Xg, yg), th_gd, lr, torch.round(T / lr).long(),
-                  check=_divergence("GD on the network", "reduce the largest step size in etas"))
+    gd = flows.gd(
+        neuron.net_grad_fn(Xg, yg),
+        th_gd,
+        lr,
+        torch.round(T / lr).long(),
+        check=_divergence("GD on the network", "reduce the largest step size in etas"),
+    )
     drift_gd = (neuron.balance(gd.w) - neuron.balance(th_gd)).abs().amax(1)
     # RK4 over every dt
     rgrid, th_rk, h = batch_of(rk4_dts)
     Xr = x.expand(len(rgrid), n, d)
     yr = yv.expand(len(rgrid), n)
-    rk = flows.integrate(neuron.net_grad_fn(Xr, yr), th_rk, h, torch.round(T / h).long(),
-                         record_every=record_every, observe={"Q": neuron.balance,
-                                                             "w2": lambda t: t[..., :-1].pow(2).sum(-1),
-                                                             "v2": lambda t: t[..., -1].pow(2)},
-                         check=_divergence("RK4 on the network", "reduce the largest step in rk4_dts"))
+    rk = flows.integrate(
+        neuron.net_grad_fn(Xr, yr),
+        th_rk,
+        h,
+        torch.round(T / h).long(),
+        record_every=record_every,
+        observe={"theta": lambda t: t.clone()},
+        pattern=lambda t: torch.bmm(Xr, t[..., :-1].transpose(1, 2)) > 0,
+        check=_divergence("RK4 on the network", "reduce the largest step in rk4_dts"),
+    )
+    # the rate identity <w_j, g_wj> - v_j g_vj = 0 (so dQ_j/dt = 0) at every recorded RK4 state
+    K = rk.records["theta"].shape[0]
+    states = rk.records["theta"].reshape(K * len(rgrid), width, d + 1)
+    gs = neuron.net_grad(states, Xr.repeat(K, 1, 1), yr.repeat(K, 1))
+    ws, vs = neuron.net_split(states)
+    gws, gvs = neuron.net_split(gs)
+    rate = ((ws * gws).sum(-1) - vs * gvs).abs()
+    rate_scale = ((ws * gws).sum(-1).abs() + (vs * gvs).abs()).amax()
     drift_rk = (neuron.balance(rk.w) - neuron.balance(th_rk)).abs().amax(1)
-    drift = pd.concat([
-        ggrid.assign(method="GD", drift=_np(drift_gd), loss=_np(neuron.net_loss(gd.w, Xg, yg))),
-        rgrid.assign(method="RK4", drift=_np(drift_rk), loss=_np(neuron.net_loss(rk.w, Xr, yr))),
-    ], ignore_index=True)
+    drift = pd.concat(
+        [
+            ggrid.assign(method="GD", drift=_np(drift_gd), loss=_np(neuron.net_loss(gd.w, Xg, yg))),
+            rgrid.assign(
+                method="RK4",
+                drift=_np(drift_rk),
+                loss=_np(neuron.net_loss(rk.w, Xr, yr)),
+                switches=_np(rk.n_changes),
+            ),
+        ],
+        ignore_index=True,
+    )
     # the per-step identity, on the first identity_steps GD steps with the largest eta (all inits)
     eta = max(etas)
     X1 = x.expand(inits, n, d)
     y1 = yv.expand(inits, n)
-    traj = flows.gd(neuron.net_grad_fn(X1, y1), theta_init.clone(), eta, identity_steps, record_every=1,
-                    observe={"theta": lambda t: t.clone()}).records["theta"]  # [K+1, inits, m, d+1]
+    traj = flows.gd(
+        neuron.net_grad_fn(X1, y1),
+        theta_init.clone(),
+        eta,
+        identity_steps,
+        record_every=1,
+        observe={"theta": lambda t: t.clone()},
+    ).records["theta"]  # [K+1, inits, m, d+1]
     K = traj.shape[0] - 1
     flat = traj[:-1].reshape(K * inits, width, d + 1)
     g = neuron.net_grad(flat, X1.repeat(K, 1, 1), y1.repeat(K, 1))
@@ -386,7 +641,9 @@ def balance(*, n, d, width, inits, T, etas, rk4_dts, identity_steps, record_ever
     predicted = neuron.gd_balance_change(flat, g, eta)
     scale = (flat.pow(2).sum(-1)).amax()  # size of the quantities being differenced
     # RK4 records of the finest step, first init, for the figure
-    finest = int(np.flatnonzero((rgrid["h"] == min(rk4_dts)).to_numpy() & (rgrid["init"] == 0).to_numpy())[0])
+    finest = int(
+        np.flatnonzero((rgrid["h"] == min(rk4_dts)).to_numpy() & (rgrid["init"] == 0).to_numpy())[0]
+    )
     return {
         "drift": drift,
         "identity_max_err": float((actual - predicted).abs().max()),
@@ -394,10 +651,14 @@ def balance(*, n, d, width, inits, T, etas, rk4_dts, identity_steps, record_ever
         "identity_scale": float(scale),
         "identity_steps": K,
         "identity_eta": eta,
-        "curve_time": _np(rk.record_steps.to(F64) * float(min(rk4_dts))),
-        "curve_w2": _np(rk.records["w2"][:, finest]),  # [K, m]
-        "curve_v2": _np(rk.records["v2"][:, finest]),
-        "curve_Q": _np(rk.records["Q"][:, finest]),
+        "rate_max": float(rate.max()),
+        "rate_scale": float(rate_scale),
+        "curve_time": _np(
+            rk.record_steps.to(F64) * float(min(rk4_dts))
+        ),  # recorded steps of the finest run
+        "curve_w2": _np(rk.records["theta"][:, finest, :, :-1].pow(2).sum(-1)),  # [K, m]
+        "curve_v2": _np(rk.records["theta"][:, finest, :, -1].pow(2)),
+        "curve_Q": _np(neuron.balance(rk.records["theta"][:, finest])),
         "T": T,
     }
 
@@ -416,7 +677,7 @@ def net(*, gammas, widths, T, dt_max, dt_gamma, init, device="cpu", seed=0) -> d
     Returns one row per run (loss, drift of the conserved quantities, prediction at a probe point,
     integrator error), the limits, and per width the cross-loss and distance matrices.
     """
-    for name, v in dict(T=T, dt_max=dt_max, dt_gamma=dt_gamma, init=init).items():
+    for name, v in {"T": T, "dt_max": dt_max, "dt_gamma": dt_gamma, "init": init}.items():
         check_positive(name, v)
     g = _gammas(gammas, device)
     if (g == 0).any():
@@ -439,16 +700,21 @@ def net(*, gammas, widths, T, dt_max, dt_gamma, init, device="cpu", seed=0) -> d
     theta0 = base.unsqueeze(0) * mask.unsqueeze(-1)
     dt = torch.clamp(dt_gamma / gr.pow(2), max=dt_max)
     flow, err = flows.halving_error(
-        neuron.net_grad_fn(X, y), theta0, dt, _steps(T, dt),
+        neuron.net_grad_fn(X, y),
+        theta0,
+        dt,
+        _steps(T, dt),
+        **neuron.net_flow_kw(X, y),
         check=_divergence("gradient flow of the network", "reduce dt_max or dt_gamma"),
     )
     th = flow.w
-    probe = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=F64, device=device).expand(len(grid), 2, 3)
+    probe = torch.tensor([[0.0, 0.0, 1.0]], dtype=F64, device=device).expand(len(grid), 1, 3)
     fprobe = neuron.net_forward(th, probe)
     runs = grid.assign(
         loss=_np(neuron.net_loss(th, X, y)),
         balance_drift=_np((neuron.balance(th) - neuron.balance(theta0)).abs().amax(1)),
-        f_e3=_np(fprobe[:, 0]), f_e2=_np(fprobe[:, 1]), err_halving=_np(err),
+        f_e3=_np(fprobe[:, 0]),
+        err_halving=_np(err),
     )
     per_width = {}
     for k in widths:  # one small matrix per width (a handful), each computed as one batch
@@ -470,8 +736,12 @@ def net(*, gammas, widths, T, dt_max, dt_gamma, init, device="cpu", seed=0) -> d
 # -------------------------------------------------------------------------------------------------
 
 STUDIES = {
-    "gamma3d": gamma3d, "phase2d": phase2d, "leaky": leaky, "relu_random": relu_random,
-    "balance": balance, "net": net,
+    "gamma3d": gamma3d,
+    "phase2d": phase2d,
+    "leaky": leaky,
+    "relu_random": relu_random,
+    "balance": balance,
+    "net": net,
 }
 
 
@@ -516,6 +786,15 @@ def bench_workload(runs: int, device) -> engine.Workload:
             k4 = g_np(w - h * k3, Xb, yb)
             wn[i] = w - h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
-    flops = 4 * (4 * 6 * 7 + 4 * 6) + 10 * 7  # four gradients (two 6x7 mat-vecs each) + the RK4 combination
-    return engine.Workload(name="ch01 ReLU-neuron RK4 step", runs=runs, device=str(dev), batched_step=batched_step,
-                           loop_step=loop_step, flops_per_run_step=float(flops), matmul_shape=(runs, 6, 7, 1))
+    flops = (
+        4 * (4 * 6 * 7 + 4 * 6) + 10 * 7
+    )  # four gradients (two 6x7 mat-vecs each) + the RK4 combination
+    return engine.Workload(
+        name="ch01 ReLU-neuron RK4 step",
+        runs=runs,
+        device=str(dev),
+        batched_step=batched_step,
+        loop_step=loop_step,
+        flops_per_run_step=float(flops),
+        matmul_shape=(runs, 6, 7, 1),
+    )
