@@ -226,7 +226,10 @@ def _log(w, w0, target, mask, n_sv):
     un = 1 - mask
     mv = (safe - w0.to(torch.float64)).abs()
     nan = torch.full_like(finite, float("nan"), dtype=torch.float64)
-    fix = lambda x: torch.where(finite, x, nan)  # noqa: E731
+
+    def fix(x: torch.Tensor) -> torch.Tensor:  # NaN for the runs that are no longer finite
+        return torch.where(finite, x, nan)
+
     return dict(
         test=fix(test_error(safe, target, mask)),
         train=fix(train_error(safe, target, mask)),
@@ -261,6 +264,7 @@ def train(
     runaway: float = 2.0,
     on_divergence: str = "raise",
     runs: pd.DataFrame | None = None,
+    init: list[torch.Tensor] | None = None,
 ) -> Result:
     """Train ``B`` deep matrix factorizations of one ``depth`` with one optimizer family, batched.
 
@@ -277,6 +281,7 @@ def train(
             finite top singular value and the parameter to change) or ``"flag"`` (keep going, report
             in ``Result.diverged``).
         runs: the study's grid rows for these runs (quoted in divergence messages).
+        init: initial layers (``depth`` tensors ``[B, n, n]``) instead of :func:`init_layers`.
 
     Returns:
         :class:`Result` with the history, the final end-to-end matrices and divergence flags.
@@ -310,8 +315,14 @@ def train(
     lam_pen = lam_t[pen_idx].reshape(-1, 1, 1)
     ratio_pen = is_ratio[pen_idx]
 
-    layers = init_layers(b, n, depth, scale=init_scale, generator=generator, dtype=dtype, device=dev)
-    opt = BatchedOptimizer(layers, method="adam" if method == "adam" else "gd",
+    # one [B, N, n, n] parameter: a single optimizer update serves every layer of every run
+    if init is None:
+        init = init_layers(b, n, depth, scale=init_scale, generator=generator, dtype=dtype, device=dev)
+    if len(init) != depth or any(x.shape != (b, n, n) for x in init):
+        raise ValueError(f"init must hold {depth} tensors of shape {(b, n, n)}")
+    theta = torch.stack([x.to(dtype) for x in init], dim=1)
+    layers = list(theta.unbind(1))
+    opt = BatchedOptimizer([theta], method="adam" if method == "adam" else "gd",
                            lr=torch.as_tensor(lr, dtype=dtype, device=dev), beta1=beta1, beta2=beta2)
     v_ngd = torch.zeros(b, dtype=torch.float64, device=dev)
     s1_star = torch.linalg.matrix_norm(target64, ord=2)
@@ -349,14 +360,13 @@ def train(
         if len(pen_idx):
             gp = penalty_grad(w[pen_idx], ratio_pen, polar_iters)
             g = g.index_add(0, pen_idx, lam_pen * gp)
-        grads = layer_grads(layers, right, g)
+        grad = torch.stack(layer_grads(layers, right, g), dim=1) if depth > 1 else g.unsqueeze(1)
         if method == "ngd":
-            sq = sum((gk.to(torch.float64) ** 2).sum((1, 2)) for gk in grads)
+            sq = (grad.to(torch.float64) ** 2).sum((1, 2, 3))
             v_ngd = ngd_alpha * v_ngd + (1 - ngd_alpha) * sq
             vhat = v_ngd / (1 - ngd_alpha ** (t + 1))
-            scale = (1.0 / (vhat.sqrt() + ngd_eps)).to(dtype).reshape(-1, 1, 1)
-            grads = [gk * scale for gk in grads]
-        opt.step(grads)
+            grad = grad * (1.0 / (vhat.sqrt() + ngd_eps)).to(dtype).reshape(-1, 1, 1, 1)
+        opt.step([grad])
 
     w = end_to_end(layers)
     hist = History(steps=np.asarray(log_steps), **{k: np.stack(v) for k, v in logs.items()})

@@ -9,8 +9,8 @@ optimizer family, see :mod:`lib.matrix_completion`):
 - :func:`grid` -- depth 1-3 x {Adam, GD} x {no penalty, ratio penalty} x number of observations
   x seeds;
 - :func:`baseline` -- minimum-nuclear-norm completion (cvxpy) of the same problems;
-- :func:`ablations` -- depth 1 + Adam at one number of observations: the reference, the nuclear
-  penalty, ``beta1 = 0``, a penalty-weight sweep and a learning-rate sweep (one batch);
+- :func:`ablations` -- depth 1 + Adam at one number of observations: the nuclear penalty,
+  ``beta1 = 0``, a penalty-weight sweep and a learning-rate sweep (one batch);
 - :func:`mechanism` -- the first steps of depth 1 + ratio under Adam and under GD, for several
   penalty weights: how far the unobserved entries move.
 
@@ -27,9 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import engine
+from .. import engine, polar
 from .. import matrix_completion as mc
-from .. import polar
 from ..chapter import check_choice, check_positive
 from ..optim import BatchedOptimizer
 
@@ -43,29 +42,33 @@ def params(profile: str) -> dict[str, Any]:
         n, rank = 50, 3
         common = dict(n=n, rank=rank, steps=10_000, log_every=250, init_scale=1e-3, polar_iters=15)
         return dict(
-            grid=dict(**common, seeds=3, m=[300, 450, 600, 900, 1200], penalty_m=[600, 900, 1200],
-                      deep_m=[300, 450, 600, 900], depths=[1, 2, 3], penalty_depths=[1],
-                      lam=1e-3, lr_adam=5e-3, lr_gd=3e-3),
-            baseline=dict(n=n, rank=rank, seeds=3, m=[300, 450, 600, 900, 1200]),
-            ablations=dict(**common, seeds=2, m=900, lam=1e-3, lr=5e-3, lams=[1e-4, 1e-2],
-                           lrs=[1.5e-3, 2e-2], nuclear_lams=[2e-5, 2e-4]),
+            grid=dict(**common, seeds=3, m=[300, 450, 600, 900, 1200], penalty_m=[450, 600, 900],
+                      gd_penalty_m=[900], deep_m=[450, 600, 900], deep_adam_m=[600, 900],
+                      depths=[1, 2, 3], penalty_depths=[1], lam=1e-3, lr_adam=3e-3, lr_gd=3e-3),
+            baseline=dict(n=n, rank=rank, seeds=3, m=[450, 600, 900]),
+            ablations=dict(**common, seeds=2, m=900, lam=1e-3, lr=3e-3, lams=[1e-4, 1e-2],
+                           lrs=[1e-2, 1e-1], nuclear_lams=[2e-5, 2e-4]),
             mechanism=dict(n=n, rank=rank, seeds=2, m=900, steps=300, log_every=10, init_scale=1e-3,
-                           polar_iters=15, lams=[1e-4, 1e-3, 1e-2], lr_adam=5e-3, lr_gd=3e-3),
+                           polar_iters=15, lams=[1e-4, 1e-3, 1e-2], lr_adam=3e-3, lr_gd=3e-3),
             identities=dict(n=12, count=64),
+            claims=dict(m_mid=600, m_hi=900, m_few=450),  # ~2x, ~3x and ~1.5x the dof (291)
         )
     n, rank = 100, 5
     common = dict(n=n, rank=rank, steps=30_000, log_every=500, init_scale=1e-3, polar_iters=25)
     return dict(
         grid=dict(**common, seeds=5, m=[1000, 1500, 2000, 2500, 3000, 4000, 5000],
                   penalty_m=[1000, 1500, 2000, 2500, 3000, 4000, 5000],
-                  deep_m=[1000, 1500, 2000, 2500, 3000, 4000, 5000], depths=[1, 2, 3],
+                  gd_penalty_m=[1000, 1500, 2000, 2500, 3000, 4000, 5000],
+                  deep_m=[1000, 1500, 2000, 2500, 3000, 4000, 5000],
+                  deep_adam_m=[1000, 1500, 2000, 2500, 3000, 4000, 5000], depths=[1, 2, 3],
                   penalty_depths=[1, 2, 3], lam=1e-3, lr_adam=1e-3, lr_gd=1e-3),
         baseline=dict(n=n, rank=rank, seeds=5, m=[1000, 1500, 2000, 2500, 3000, 4000, 5000]),
-        ablations=dict(**common, seeds=5, m=2000, lam=1e-3, lr=1e-3, lams=[1e-4, 3e-4, 3e-3, 1e-2],
-                       lrs=[3e-4, 3e-3, 1e-2], nuclear_lams=[1e-5, 1e-4, 1e-3]),
+        ablations=dict(**common, seeds=5, m=3000, lam=1e-3, lr=1e-3, lams=[1e-4, 3e-4, 3e-3, 1e-2],
+                       lrs=[3e-3, 3e-2], nuclear_lams=[1e-5, 1e-4, 1e-3]),
         mechanism=dict(n=n, rank=rank, seeds=5, m=2000, steps=500, log_every=10, init_scale=1e-3,
                        polar_iters=25, lams=[1e-4, 1e-3, 1e-2], lr_adam=1e-3, lr_gd=1e-3),
         identities=dict(n=20, count=256),
+        claims=dict(m_mid=2000, m_hi=3000, m_few=1500),  # ~2x, ~3x and ~1.5x the dof (975)
     )
 
 
@@ -112,17 +115,17 @@ def _run_group(rows: pd.DataFrame, pb: mc.Problems, *, depth: int, method: str, 
                on_divergence: str = "raise") -> mc.Result:
     """Train the runs ``rows`` (columns seed, m, lam, lr, beta1, penalty) of one depth and method."""
     dev = pb.target.device
-    idx = torch.as_tensor(rows["seed"].to_numpy(), device=dev)
-    m = torch.as_tensor(rows["m"].to_numpy(), device=dev)
+    idx = torch.tensor(rows["seed"].to_numpy(dtype=np.int64), device=dev)
+    m = torch.tensor(rows["m"].to_numpy(dtype=np.int64), device=dev)
     mask = mc.observation_mask(pb.order[idx], m, pb.n)
     g = torch.Generator(device=device)
     g.manual_seed(gen_seed)
     f32 = dict(dtype=torch.float32, device=dev)
     return mc.train(
         pb.target[idx], mask, depth=depth, method=method,
-        lr=torch.as_tensor(rows["lr"].to_numpy(), **f32),
-        lam=torch.as_tensor(rows["lam"].to_numpy(), **f32),
-        beta1=torch.as_tensor(rows["beta1"].to_numpy(), **f32),
+        lr=torch.tensor(rows["lr"].to_numpy(dtype=np.float64), **f32),
+        lam=torch.tensor(rows["lam"].to_numpy(dtype=np.float64), **f32),
+        beta1=torch.tensor(rows["beta1"].to_numpy(dtype=np.float64), **f32),
         penalty=list(rows["penalty"]), steps=steps, log_every=log_every, init_scale=init_scale,
         polar_iters=polar_iters, generator=g, on_divergence=on_divergence, runs=rows,
     )
@@ -203,13 +206,15 @@ def identities(*, n: int, count: int, device, seed: int) -> dict[str, float]:
                 r_over_sqrtk_max=float((r_k / ks.to(torch.float64).sqrt()).max()))
 
 
-def grid(*, n: int, rank: int, seeds: int, m: list[int], penalty_m: list[int], deep_m: list[int],
+def grid(*, n: int, rank: int, seeds: int, m: list[int], penalty_m: list[int], gd_penalty_m: list[int],
+         deep_m: list[int], deep_adam_m: list[int],
          depths: list[int], penalty_depths: list[int], lam: float, lr_adam: float, lr_gd: float,
          steps: int, log_every: int, init_scale: float, polar_iters: int, device, seed: int) -> dict:
     """Depth x optimizer (Adam, GD) x penalty (off, ratio) x m x seed, one batch per (depth, optimizer).
 
-    Penalty runs are restricted to ``penalty_m`` and ``penalty_depths`` and deep runs (depth > 1) to
-    ``deep_m`` (the ``fast`` profile's budget; ``full`` runs everything). "GD" is the ``"ngd"``
+    Penalty runs are restricted to ``penalty_depths`` and to ``penalty_m`` (Adam) or ``gd_penalty_m``
+    (GD), and deep runs (depth > 1) to ``deep_m`` (GD) or ``deep_adam_m`` (Adam): the ``fast``
+    profile's budget; ``full`` runs everything. "GD" is the ``"ngd"``
     optimizer: the gradient direction with one global RMS-normalised step size per run.
 
     Returns ``runs`` (one row per run with its final measurements), ``hist`` (logged histories,
@@ -225,8 +230,9 @@ def grid(*, n: int, rank: int, seeds: int, m: list[int], penalty_m: list[int], d
     t0 = time.perf_counter()
     pb = _problems(n, rank, seeds, device, seed)
     runs = engine.grid(depth=depths, optimizer=["adam", "gd"], lam=[0.0, lam], m=m, seed=range(seeds))
-    keep = ((runs.lam == 0) | (runs.depth.isin(penalty_depths) & runs.m.isin(penalty_m))) & (
-        (runs.depth == 1) | runs.m.isin(deep_m))
+    pen_m = np.where(runs.optimizer == "adam", runs.m.isin(penalty_m), runs.m.isin(gd_penalty_m))
+    deep = np.where(runs.optimizer == "adam", runs.m.isin(deep_adam_m), runs.m.isin(deep_m))
+    keep = ((runs.lam == 0) | (runs.depth.isin(penalty_depths) & pen_m)) & ((runs.depth == 1) | deep)
     runs = runs[keep].reset_index(drop=True)
     runs["lr"] = np.where(runs.optimizer == "adam", lr_adam, lr_gd)
     runs["beta1"] = 0.9
@@ -237,10 +243,9 @@ def grid(*, n: int, rank: int, seeds: int, m: list[int], penalty_m: list[int], d
                          steps=steps, log_every=log_every, init_scale=init_scale,
                          polar_iters=polar_iters, device=device, gen_seed=1_000_003 * seed + 100 + k)
         parts.append((rows, res))
-    order = pd.concat([r for r, _ in parts]).index.to_numpy()
     table = pd.concat([_measure(r, res, rank + 2) for r, res in parts], ignore_index=True)
     hist = _stack_histories(parts)
-    return dict(runs=table, run_index=order, hist=hist, truth=_truth(pb), dof=pb.dof(),
+    return dict(runs=table, hist=hist, truth=_truth(pb), dof=pb.dof(),
                 wall_s=time.perf_counter() - t0)
 
 
@@ -252,8 +257,8 @@ def baseline(*, n: int, rank: int, seeds: int, m: list[int], device, seed: int,
     check_choice("solver", solver, ("SCS", "CLARABEL"))
     pb = _problems(n, rank, seeds, device, seed)
     runs = engine.grid(m=m, seed=range(seeds))
-    idx = torch.as_tensor(runs["seed"].to_numpy(), device=pb.target.device)
-    mask = mc.observation_mask(pb.order[idx], torch.as_tensor(runs["m"].to_numpy(), device=idx.device), n)
+    idx = torch.tensor(runs["seed"].to_numpy(dtype=np.int64), device=pb.target.device)
+    mask = mc.observation_mask(pb.order[idx], torch.tensor(runs["m"].to_numpy(dtype=np.int64), device=idx.device), n)
     z = mc.nuclear_norm_min(pb.target[idx].cpu().numpy(), mask.cpu().numpy(), solver=solver, eps=eps)
     zt = torch.as_tensor(z, device=idx.device)
     s = torch.linalg.svdvals(zt)
@@ -264,9 +269,11 @@ def baseline(*, n: int, rank: int, seeds: int, m: list[int], device, seed: int,
 def ablations(*, n: int, rank: int, seeds: int, m: int, lam: float, lr: float, lams: list[float],
               lrs: list[float], nuclear_lams: list[float], steps: int, log_every: int,
               init_scale: float, polar_iters: int, device, seed: int) -> dict:
-    """Depth 1 + Adam at ``m`` observations, one batch: the reference (ratio, ``lam``, ``lr``), the
-    nuclear penalty (``nuclear_lams``), ``beta1 = 0``, the ratio with other weights (``lams``) and
-    other learning rates (``lrs``). Runaway runs are flagged, not raised: they are a result here."""
+    """Depth 1 + Adam at ``m`` observations, one batch of variants of the reference (ratio penalty,
+    ``lam``, ``lr``; the reference runs themselves are the :func:`grid` runs with the same seeds):
+    the nuclear penalty (``nuclear_lams``), ``beta1 = 0``, the ratio with other weights (``lams``),
+    other learning rates (``lrs``) and no penalty. Runaway runs are flagged, not raised: they are a
+    result here."""
     _check(n, rank, seeds, steps, log_every)
     _check_m([m], n)
     for x in [lam, lr, *lams, *lrs, *nuclear_lams]:
@@ -275,7 +282,6 @@ def ablations(*, n: int, rank: int, seeds: int, m: int, lam: float, lr: float, l
     pb = _problems(n, rank, seeds, device, seed)
     rows = []
     for s in range(seeds):
-        rows.append(dict(variant="reference", penalty="ratio", lam=lam, lr=lr, beta1=0.9, seed=s))
         rows.append(dict(variant="beta1=0", penalty="ratio", lam=lam, lr=lr, beta1=0.0, seed=s))
         rows += [dict(variant="lam sweep", penalty="ratio", lam=x, lr=lr, beta1=0.9, seed=s) for x in lams]
         rows += [dict(variant="lr sweep", penalty="ratio", lam=lam, lr=x, beta1=0.9, seed=s) for x in lrs]
@@ -330,7 +336,8 @@ def bench_workload(runs: int, device, n: int = 50, polar_iters: int = 15) -> eng
     g = torch.Generator(device=dev)
     g.manual_seed(0)
     pb = mc.make_problems(n, 3, runs, generator=g, device=dev)
-    mask = mc.observation_mask(pb.order, 3 * mc.degrees_of_freedom(n, 3), n, dtype=torch.float32)
+    m_obs = min(3 * mc.degrees_of_freedom(n, 3), n * n // 2)
+    mask = mc.observation_mask(pb.order, m_obs, n, dtype=torch.float32)
     tgt = pb.target.to(torch.float32)
     w = [mc.init_layers(runs, n, 1, generator=g, device=dev)[0]]
     opt = BatchedOptimizer(w, method="adam", lr=5e-3)
@@ -363,3 +370,97 @@ def bench_workload(runs: int, device, n: int = 50, polar_iters: int = 15) -> eng
     return engine.Workload(name="ch04 depth-1 Adam + ratio penalty", runs=runs, device=str(dev),
                            batched_step=batched_step, loop_step=loop_step,
                            flops_per_run_step=float(flops), matmul_shape=(runs, n, n, n))
+
+
+# -- tables ---------------------------------------------------------------------------------------
+def config_name(depth: int, optimizer: str, lam: float) -> str:
+    """Short name of a grid configuration, e.g. ``d1 Adam+ratio`` or ``d3 GD``."""
+    return f"d{depth} {'Adam' if optimizer == 'adam' else 'GD'}" + ("+ratio" if lam > 0 else "")
+
+
+def summary(grid_result: dict, baseline_runs: pd.DataFrame | None = None, col: str = "test",
+            stat: str = "median") -> pd.DataFrame:
+    """One row per configuration, one column per ``m/dof``: the ``stat`` over seeds of ``col``."""
+    runs = grid_result["runs"].copy()
+    runs["config"] = [config_name(d, o, lam) for d, o, lam in zip(runs.depth, runs.optimizer, runs.lam)]
+    frames = [runs[["config", "m", col]]]
+    if baseline_runs is not None:
+        b = baseline_runs[["m", col]].copy()
+        b["config"] = "nuclear-norm min"
+        frames.append(b)
+    allr = pd.concat(frames, ignore_index=True)
+    order = list(dict.fromkeys(allr["config"]))
+    table = allr.groupby(["config", "m"])[col].agg(stat).unstack("m").reindex(order)
+    table.columns = [f"{m / grid_result['dof']:.2f}x" for m in table.columns]
+    table.columns.name = "m / dof"
+    return table
+
+
+def fmt(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """Round every number to ``digits`` significant digits, as text (empty where missing)."""
+    def one(x):
+        if isinstance(x, (bool, np.bool_)):
+            return "yes" if x else "no"
+        if isinstance(x, str):
+            return x
+        return "" if pd.isna(x) else f"{x:.{digits}g}"
+
+    return table.apply(lambda c: c.map(one))
+
+
+def mechanism_table(mech: dict, step: int) -> pd.DataFrame:
+    """Mean movement of unobserved and observed entries at ``step``, averaged over seeds, per
+    optimizer and penalty weight, and the unobserved movement in units of ``lr * step``."""
+    h, runs = mech["hist"], mech["runs"]
+    k = int(np.searchsorted(h["steps"], step))
+    if k >= len(h["steps"]) or h["steps"][k] != step:
+        raise ValueError(f"step {step} is not a logging step of the mechanism study")
+    df = runs[["optimizer", "lam", "lr"]].copy()
+    df["unobserved"] = h["move_unobs"][k]
+    df["observed"] = h["move_obs"][k]
+    out = df.groupby(["optimizer", "lam"]).mean()
+    out["unobserved / (lr t)"] = out["unobserved"] / (out["lr"] * step)
+    return out.drop(columns="lr")
+
+
+def ablation_table(abl: dict, grid_result: dict, p: dict) -> pd.DataFrame:
+    """The ablations with the grid's reference runs (same depth, optimizer, ``m`` and seeds) first,
+    one row per run, labelled by variant."""
+    a = p["ablations"]
+    ref = select(grid_result["runs"], depth=1, optimizer="adam", lam=a["lam"], m=a["m"],
+                 seed=list(range(a["seeds"]))).copy()
+    ref["label"] = "reference"
+    runs = abl["runs"].copy()
+    runs["label"] = [
+        {"beta1=0": "beta1=0", "lam sweep": f"lambda={lam:g}", "lr sweep": f"lr={lr:g}",
+         "nuclear": f"nuclear {lam:g}", "no penalty": "no penalty"}[v]
+        for v, lam, lr in zip(runs.variant, runs.lam, runs.lr)
+    ]
+    cols = ["label", "seed", "lam", "lr", "test", "train", "erank", "ratio", "s1", "runaway"]
+    out = pd.concat([ref[cols], runs[cols]], ignore_index=True)
+    order = {lab: i for i, lab in enumerate(dict.fromkeys(
+        ["reference", "beta1=0", *sorted(l for l in out.label if l.startswith("lambda=")),
+         *sorted((l for l in out.label if l.startswith("lr=")), key=lambda l: float(l[3:])),
+         *sorted((l for l in out.label if l.startswith("nuclear")), key=lambda l: float(l[8:])),
+         "no penalty"]))}
+    return out.sort_values(["label", "seed"], key=lambda c: c.map(order) if c.name == "label" else c,
+                           kind="stable").reset_index(drop=True)
+
+
+def select(runs: pd.DataFrame, **where: Any) -> pd.DataFrame:
+    """Rows of a tidy run table matching every ``column=value`` (a value may be a list)."""
+    keep = np.ones(len(runs), dtype=bool)
+    for k, v in where.items():
+        keep &= runs[k].isin(v).to_numpy() if isinstance(v, (list, tuple)) else (runs[k] == v).to_numpy()
+    return runs[keep]
+
+
+def example_spectrum(*, n: int, rank: int, noise: float, device, seed: int) -> np.ndarray:
+    """Singular values of ``W* + noise * G`` (``G`` i.i.d. N(0, 1)) for the first ground truth of
+    :func:`grid`: a low-rank signal plus a bulk, to illustrate the penalty's threshold."""
+    check_positive("noise", noise)
+    pb = _problems(n, rank, 1, device, seed)
+    g = torch.Generator(device=device)
+    g.manual_seed(1_000_003 * seed + 50)
+    w = pb.target[0] + noise * torch.randn(n, n, generator=g, dtype=torch.float64, device=pb.target.device)
+    return torch.linalg.svdvals(w).cpu().numpy()

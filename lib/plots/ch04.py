@@ -1,0 +1,195 @@
+"""Figures of chapter 4 (explicit ratio penalty + Adam vs depth in matrix completion).
+
+One function per figure: study results in, ``matplotlib.figure.Figure`` out. Colours come from
+:data:`lib.style.COLORS` (colour-blind safe); depth is coded by colour, the optimizer by line style
+and the penalty by marker fill.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import polar
+from ..style import COLORS
+
+DEPTH_COLOR = {1: COLORS["blue"], 2: COLORS["green"], 3: COLORS["red"]}
+OPT_STYLE = {"adam": "-", "gd": "--"}
+OPT_NAME = {"adam": "Adam", "gd": "GD"}
+
+
+def _label(depth: int, opt: str, lam: float) -> str:
+    return f"depth {depth}, {OPT_NAME[opt]}" + (", ratio penalty" if lam > 0 else "")
+
+
+def fig_penalty_dynamics(sigma: np.ndarray, depths=(1, 2, 3)) -> plt.Figure:
+    """Left: the penalty's drift ``-d r/d sigma_i`` on each singular value of a spectrum ``sigma``
+    (positive: the value grows). Right: the depth-N speed factor ``N sigma^{2 - 2/N}`` of deep
+    linear networks (``arora2019implicit``) on the same values, normalised at ``sigma_max``."""
+    s = torch.as_tensor(np.sort(np.asarray(sigma, dtype=np.float64))[::-1].copy())
+    drift = -polar.ratio_sigma_grad(s).numpy()
+    thresh = float((s**2).sum() / s.sum())
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    ax = axes[0]
+    ax.axhline(0, color="k", lw=0.8)
+    ax.axvline(thresh, color=COLORS["grey"], ls=":", label=r"threshold $\|\sigma\|_2^2/\|\sigma\|_1$")
+    ax.plot(s.numpy(), drift * float(torch.linalg.vector_norm(s)), "o", color=COLORS["purple"], ms=4,
+            label=r"$-\|\sigma\|_2\,\partial r/\partial\sigma_i$")
+    ax.set_xlabel(r"singular value $\sigma_i$")
+    ax.set_ylabel("penalty drift (scaled)")
+    ax.set_title(r"ratio penalty: $\dot\sigma_i = -\lambda\,\partial r/\partial\sigma_i$")
+    ax.legend(loc="upper left")
+    ax = axes[1]
+    grid = np.linspace(1e-3, float(s.max()), 200)
+    for n_layers in depths:
+        f = n_layers * grid ** (2 - 2 / n_layers)
+        ax.plot(grid, f / f[-1], color=DEPTH_COLOR.get(n_layers, COLORS["grey"]), label=f"N = {n_layers}")
+    ax.set_xlabel(r"singular value $\sigma$")
+    ax.set_ylabel(r"$N\sigma^{2-2/N}$ (normalised)")
+    ax.set_title("deep linear net: speed of a singular value")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _agg(runs: pd.DataFrame, col: str) -> pd.DataFrame:
+    g = runs.groupby(["depth", "optimizer", "lam", "m"])[col]
+    return pd.DataFrame({"med": g.median(), "lo": g.min(), "hi": g.max()}).reset_index()
+
+
+def fig_grid(grid: dict, baseline: pd.DataFrame) -> plt.Figure:
+    """Test error (log) and effective rank against ``m / dof`` for every configuration of the grid,
+    median over seeds with the min-max range, and the nuclear-norm minimisation baseline."""
+    runs, dof = grid["runs"], grid["dof"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, col in zip(axes, ("test", "erank")):
+        a = _agg(runs, col)
+        for (depth, opt, lam), d in a.groupby(["depth", "optimizer", "lam"], sort=True):
+            c = DEPTH_COLOR[int(depth)]
+            x = d.m / dof
+            ax.plot(x, d.med, OPT_STYLE[opt], color=c, marker="o", ms=5,
+                    mfc=c if lam > 0 else "white", label=_label(int(depth), opt, lam))
+            ax.fill_between(x, d.lo, d.hi, color=c, alpha=0.08, lw=0)
+        b = baseline.groupby("m")[col]
+        ax.plot(b.median().index / dof, b.median(), ":", color="k", marker="s", ms=4,
+                label="nuclear-norm minimisation")
+        ax.set_xlabel(r"observations $m$ / degrees of freedom $r(2n-r)$")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("test MSE (unobserved entries)")
+    axes[1].set_yscale("log")
+    axes[1].yaxis.set_major_formatter(mticker.ScalarFormatter())
+    axes[1].yaxis.set_minor_formatter(mticker.NullFormatter())
+    axes[1].set_yticks([3, 5, 10, 20, 30])
+    axes[1].axhline(grid["truth"]["erank"].mean(), color=COLORS["grey"], lw=2, alpha=0.7,
+                    label=r"erank$(W^*)$")
+    axes[1].set_ylabel("effective rank")
+    axes[1].legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def fig_singular_values(grid: dict, m: int, seed: int = 0,
+                        configs=((1, "adam", True), (1, "gd", True), (2, "gd", False), (3, "gd", False))) -> plt.Figure:
+    """Top singular values of the end-to-end matrix over training (one seed, ``m`` observations) for
+    a few configurations, with those of ``W*`` (dashed)."""
+    runs, h = grid["runs"], grid["hist"]
+    truth = grid["truth"].iloc[seed]
+    rank = sum(1 for c in grid["truth"].columns if c.startswith("s") and c[1:].isdigit())
+    fig, axes = plt.subplots(1, len(configs), figsize=(3.1 * len(configs), 3.3), sharey=True)
+    for ax, (depth, opt, pen) in zip(axes, configs):
+        sel = runs.index[(runs.depth == depth) & (runs.optimizer == opt) & ((runs.lam > 0) == pen)
+                         & (runs.m == m) & (runs.seed == seed)]
+        ax.set_title(_label(depth, opt, 1.0 if pen else 0.0), fontsize=8.5)
+        for i in range(rank):
+            ax.axhline(truth[f"s{i + 1}"], color=COLORS["grey"], ls="--", lw=1)
+        if len(sel):
+            sv = h["sigma"][:, sel[0], :]
+            for i in range(sv.shape[1]):
+                ax.plot(h["steps"], sv[:, i], color=DEPTH_COLOR[depth] if i < rank else COLORS["yellow"], lw=1.3)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-4, 3e2)
+        ax.set_xlabel("step")
+    axes[0].set_ylabel(r"singular values $\sigma_i(W)$")
+    fig.tight_layout()
+    return fig
+
+
+def fig_mechanism(mech: dict, lr: dict[str, float]) -> plt.Figure:
+    """Mean movement ``|W_ij(t) - W_ij(0)|`` of the unobserved (left) and observed (right) entries in
+    the first steps, depth 1 + ratio penalty, Adam vs GD, for several penalty weights ``lambda``."""
+    runs, h = mech["runs"], mech["hist"]
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), sharey=True)
+    lams = sorted(runs.lam.unique())
+    shades = dict(zip(lams, (0.35, 0.65, 1.0)))
+    for ax, key, title in ((axes[0], "move_unobs", "unobserved entries"), (axes[1], "move_obs", "observed entries")):
+        for (opt, lam), d in runs.groupby(["optimizer", "lam"], sort=True):
+            y = h[key][:, d.index].mean(axis=1)
+            c = COLORS["blue"] if opt == "adam" else COLORS["red"]
+            ax.plot(h["steps"][1:], y[1:], OPT_STYLE[opt], color=c, alpha=shades.get(lam, 1.0),
+                    label=fr"{OPT_NAME[opt]}, $\lambda$ = {lam:g}")
+        t = h["steps"][1:]
+        ax.plot(t, lr["adam"] * t, ":", color="k", lw=1, label=r"$\eta_{\rm Adam}\, t$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step $t$")
+        ax.set_title(title)
+    axes[0].set_ylabel(r"mean $|W_{ij}(t) - W_{ij}(0)|$")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def fig_blowup(grid: dict, ablations: dict, m_few: int, m_ok: int) -> plt.Figure:
+    """The runaway failure mode of depth 1 + ratio + Adam: top singular value, train and test error
+    over training, for the reference, a too-large learning rate and too few observations."""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    gr, gh = grid["runs"], grid["hist"]
+    ar, ah = ablations["runs"], ablations["hist"]
+    base = (gr.depth == 1) & (gr.optimizer == "adam") & (gr.lam > 0)
+    curves = [
+        (gh, gr.index[base & (gr.m == m_ok)], COLORS["blue"], f"reference (m = {m_ok})"),
+        (ah, ar.index[ar.variant == "lr sweep"], COLORS["red"],
+         f"lr = {ar[ar.variant == 'lr sweep'].lr.max():g} (m = {m_ok})"),
+        (gh, gr.index[base & (gr.m == m_few)], COLORS["purple"], f"few observations (m = {m_few})"),
+    ]
+    s1 = float(grid["truth"]["s1"].max())
+    for h, idx, c, name in curves:
+        for j, i in enumerate(idx):
+            lab = name if j == 0 else None
+            axes[0].plot(h["steps"], h["sigma"][:, i, 0], color=c, lw=1.2, label=lab)
+            axes[1].plot(h["steps"], h["train"][:, i], color=c, lw=1.2, label=lab)
+            axes[2].plot(h["steps"], h["test"][:, i], color=c, lw=1.2, label=lab)
+    axes[0].axhline(s1, color=COLORS["grey"], ls="--", label=r"largest $\sigma_1(W^*)$")
+    axes[0].set_ylabel(r"top singular value $\sigma_1(W)$")
+    axes[0].legend(fontsize=7)
+    axes[1].set_ylabel("train MSE (observed)")
+    axes[2].set_ylabel("test MSE (unobserved)")
+    for ax in axes:
+        ax.set_xlabel("step")
+    for ax in axes:
+        ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def fig_ablations(table: pd.DataFrame) -> plt.Figure:
+    """Final test error of each ablation variant (one point per seed, bar at the median)."""
+    fig, ax = plt.subplots(figsize=(8.0, 3.6))
+    names = list(dict.fromkeys(table["label"]))
+    for k, name in enumerate(names):
+        d = table[table["label"] == name]
+        c = COLORS["red"] if d["runaway"].any() else COLORS["blue"]
+        ax.scatter(np.full(len(d), k), d["test"], color=c, s=18, zorder=3)
+        ax.hlines(d["test"].median(), k - 0.3, k + 0.3, color="k", lw=1.5)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("test MSE (unobserved)")
+    ax.scatter([], [], color=COLORS["red"], s=18, label="a seed ran away")
+    ax.scatter([], [], color=COLORS["blue"], s=18, label="no runaway")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
