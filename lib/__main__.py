@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
 import sys
 import time
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--runs", type=int, action="append", help="repeatable; default 1, 16, 256 (and 1024 on CUDA)")
     be.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     be.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement")
+    be.add_argument("--sweep", action="store_true", help="measure one study in-process and on 1, 2, 4 Dask workers")
     be.add_argument("--save", metavar="DIR", help="also write the results to DIR (e.g. benchmarks/, rendered by the book)")
 
     args = ap.parse_args(argv)
@@ -111,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
+        if args.sweep:
+            from . import paths
+
+            res = bench.sweep_scaling()
+            for d in [paths.build_dir() / "bench"] + ([args.save] if args.save else []):
+                paths.atomic_write_json(Path(d) / "sweep-scaling.json", res)
+            print(bench.scaling_markdown(args.save or paths.build_dir() / "bench"))
+            return 0
         rows = bench.run(args.chapters or None, args.device, args.runs, min_time=args.min_time)
         bench.write(rows)
         if args.save:

@@ -195,3 +195,72 @@ def markdown(directory) -> str:
             )
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def sweep_scaling(workers: tuple[int, ...] = (1, 2, 4), *, inits: int = 512, max_batch: int = 128) -> dict:
+    """Wall time of one chapter study (chapter 2's random initialisations, ``2 * inits`` runs in shards
+    of ``max_batch``) in-process and on a Dask ``LocalCluster`` of 1, 2 and 4 single-threaded workers;
+    the first row is the in-process baseline, so the difference shows the shard overhead."""
+    from distributed import Client, LocalCluster
+
+    from . import cache
+    from .studies import ch02
+
+    p = {**ch02.params("fast")["random"], "inits": inits, "max_batch": max_batch}
+    rows = []
+    os.environ["IB_CACHE"] = "0"  # measure computing, not reading the shard cache
+    try:
+        torch.set_num_threads(1)
+        t0 = time.perf_counter()
+        ref = ch02.random_relu(**p, device="cpu", seed=0)
+        rows.append({"mode": "in-process", "workers": 0, "wall_s": time.perf_counter() - t0, "identical": True})
+        for n in workers:
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc) as client:
+                client.run(lambda: __import__("lib.studies.ch02"))  # warm imports: measure the sweep
+                from . import sweep
+
+                runs = ch02.grid(width=p["widths"], init=range(p["inits"]))
+                import functools
+
+                shard = functools.partial(
+                    ch02.random_relu_shard, delta=p["delta"], mmax=max(p["widths"]), init_scale=p["init_scale"],
+                    steps=p["steps"], eta=p["eta"], eta_min=p["eta_min"], temp=p["temp"], seed=0,
+                )
+                t0 = time.perf_counter()
+                got = sweep.run("ch02-random-relu", shard, runs, max_batch=max_batch, client=client, cache=False)
+                wall = time.perf_counter() - t0
+                same = bool((got["gamma"].to_numpy() == ref["gamma"].to_numpy()).all())
+                rows.append({"mode": f"LocalCluster({n})", "workers": n, "wall_s": wall, "identical": same})
+                print(rows[-1], flush=True)
+    finally:
+        os.environ.pop("IB_CACHE", None)
+        del cache
+    return {
+        "study": "ch02 random initialisations",
+        "runs": 2 * inits,
+        "shards": -(-2 * inits // max_batch),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "commit": provenance.git_commit(),
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": rows,
+    }
+
+
+def scaling_markdown(directory) -> str:
+    import json
+    from pathlib import Path
+
+    f = Path(directory) / "sweep-scaling.json"
+    if not f.exists():
+        return ""
+    d = json.loads(f.read_text())
+    base = d["rows"][0]["wall_s"]
+    out = [
+        f"Measured on {d['machine']} at commit `{d['commit']}` ({d['date']}): the {d['study']} study, "
+        f"{d['runs']} runs in {d['shards']} shards.\n",
+        "| execution | wall time (s) | speed-up vs in-process | same numbers |",
+        "|---|---:|---:|---|",
+    ]
+    for r in d["rows"]:
+        out.append(f"| {r['mode']} | {r['wall_s']:.1f} | {base / r['wall_s']:.2f}x | {'yes' if r['identical'] else 'NO'} |")
+    return "\n".join(out) + "\n"

@@ -392,6 +392,9 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     from . import bench
 
     (gen / "bench.md").write_text(bench.markdown(root / "benchmarks"))
+    (gen / "scaling.md").write_text(
+        bench.scaling_markdown(root / "benchmarks") or "No scaling measurement is stored with this version.\n"
+    )
     paths.atomic_write_json(extra_dir / "claims.json", {"profile": profile, "chapters": claim_sets})
     return site
 

@@ -7,6 +7,11 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("IB_ROOT", str(ROOT))
 os.environ.setdefault("IB_THREADS", "1")
 
+import torch  # noqa: E402
+
+# Unit tests run small tensor programs: one thread is far faster on a loaded 2-core machine.
+torch.set_num_threads(int(os.environ["IB_THREADS"]))
+
 
 @pytest.fixture
 def tmp_build(tmp_path, monkeypatch):

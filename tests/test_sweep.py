@@ -134,3 +134,19 @@ def test_slurm_recipe_is_constructed_without_submitting():
         cluster.close()
     assert "#SBATCH --gres=gpu:1" in script and "#SBATCH -p gpu" in script
     assert "--resources GPU=1" in script
+
+
+@pytest.mark.cluster
+def test_chapter_study_on_local_cluster_matches_in_process(tmp_build, client, monkeypatch):
+    """Chapter 2's random-initialisation study, on a 2-worker LocalCluster vs in-process (float64)."""
+    from lib.studies import ch02
+
+    monkeypatch.setenv("IB_CACHE", "0")  # both runs compute; nothing is read back from the shard cache
+    p = {**ch02.params("fast")["random"], "widths": [2, 4], "inits": 24, "steps": 300, "max_batch": 16}
+    ref = ch02.random_relu(**p, device="cpu", seed=0)
+    monkeypatch.setenv("IB_SCHEDULER", client.scheduler.address)
+    with distributed.get_task_stream(client) as ts:
+        got = ch02.random_relu(**p, device="cpu", seed=0)
+    assert sum("ch02-random-relu-shard" in t["key"] for t in ts.data) == 3  # 48 runs in shards of 16
+    pd.testing.assert_frame_equal(ref, got)
+    assert len(got) == 48 and list(got.index) == list(range(48))

@@ -18,6 +18,7 @@ and batches all its runs (initialisations, widths, perturbations, radii) along a
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 
 from .. import homogeneous as H
 from .. import margins as M
+from .. import sweep
 from ..chapter import check_positive
 from ..engine import Workload, check_finite, grid, tidy
 
@@ -315,25 +317,45 @@ def local(*, radii: list[float], starts: int, iters: int, device, seed: int) -> 
 # -- random initialisations ---------------------------------------------------------------------------
 def random_relu(
     *, delta: float, widths: list[int], inits: int, init_scale: float, steps: int, eta: float, eta_min: float,
-    temp: float, device, seed: int,
+    temp: float, device, seed: int, max_batch: int = 4096,
 ) -> pd.DataFrame:
     """Depth-2 ReLU nets of several widths from Gaussian inits (``w, v ~ N(0, init_scale^2)``), all widths
     in one batch (narrower nets padded with zero neurons, which stay exactly zero). One row per run:
     whether it separates, its final gamma, the class of its limit, and its number of zero neurons
-    (share of ``||theta||`` below 1e-3: dead neurons whose weights the growing ones leave behind)."""
+    (share of ``||theta||`` below 1e-3: dead neurons whose weights the growing ones leave behind).
+
+    The grid of runs goes through :func:`lib.sweep.run` in shards of at most ``max_batch`` runs, in
+    process or on a Dask cluster (``--cluster``/``--scheduler``), with the same numbers either way: each
+    run draws its initialisation from its own seed (chapter seed, width, init index)."""
     check_positive("inits", inits, integer=True)
     check_positive("init_scale", init_scale)
+    check_positive("max_batch", max_batch, integer=True)
+    runs = grid(width=widths, init=range(inits))
+    shard = functools.partial(
+        random_relu_shard, delta=delta, mmax=max(widths), init_scale=init_scale, steps=steps, eta=eta,
+        eta_min=eta_min, temp=temp, seed=seed,
+    )
+    out = sweep.run("ch02-random-relu", shard, runs, max_batch=max_batch, device=str(device))
+    return out.drop(columns=["shard_worker", "shard_device"])
+
+
+def random_relu_shard(
+    runs: pd.DataFrame, device: str, *, delta: float, mmax: int, init_scale: float, steps: int, eta: float,
+    eta_min: float, temp: float, seed: int,
+) -> pd.DataFrame:
+    """One shard of :func:`random_relu`: its runs trained as one tensor program."""
     X, y = relu_data(delta)
     Xt, yt = _t(X, device), _t(y, device)
-    runs = grid(width=widths, init=range(inits))
-    mmax = max(widths)
     fam = H.relu(2, mmax)
-    gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 41)
     B = len(runs)
-    mask = (torch.arange(mmax, device=device)[None, :] < torch.tensor(runs["width"].tolist(), device=device)[:, None]).double()
-    w = torch.randn(B, mmax, 2, generator=gen, dtype=torch.float64, device=device) * init_scale * mask[..., None]
-    v = torch.randn(B, mmax, generator=gen, dtype=torch.float64, device=device) * init_scale * mask
-    th0 = fam.pack([w, v])
+    w = torch.zeros(B, mmax, 2, dtype=torch.float64)
+    v = torch.zeros(B, mmax, dtype=torch.float64)
+    for i, (width, init) in enumerate(zip(runs["width"], runs["init"])):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + 41 + 7919 * int(width) + 104_729 * int(init))
+        w[i, :width] = torch.randn(width, 2, generator=g, dtype=torch.float64) * init_scale
+        v[i, :width] = torch.randn(width, generator=g, dtype=torch.float64) * init_scale
+    mask = (torch.arange(mmax)[None, :] < torch.tensor(runs["width"].tolist())[:, None]).double().to(device)
+    th0 = fam.pack([w.to(device), v.to(device)])
     tr = M.train(fam, th0, Xt, yt, steps=steps, eta=eta, eta_min=eta_min, temp=temp, record_every=max(steps // 20, 1))
     check_finite(tr.theta, what="random-init ReLU training", hint="reduce the step size eta", runs=runs)
     wf, vf = fam.unpack(tr.theta)
