@@ -175,8 +175,9 @@ def start(
     """Validate the chapter parameters and set up a run.
 
     ``record=False`` keeps the claims file untouched (studies run outside the chapter).
-    ``threads`` sets torch's CPU threads (default 1, or ``$IB_THREADS``: small tensor programs are far
-    faster single-threaded on a loaded machine; a chapter with large matrix products may ask for more).
+    ``threads`` sets torch's CPU threads (default 1: small tensor programs are far faster
+    single-threaded on a loaded machine; a chapter with large matrix products may ask for more).
+    ``$IB_THREADS`` overrides it (the test suite runs two chapters at a time with one thread each).
     """
     check_choice("profile", profile, PROFILES)
     study_device = ""
@@ -188,7 +189,7 @@ def start(
         dev = resolve_device(device)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"invalid seed={seed!r}: must be a non-negative integer")
-    n = threads or int(os.environ.get("IB_THREADS", "1"))
+    n = int(os.environ["IB_THREADS"]) if os.environ.get("IB_THREADS") else (threads or 1)
     torch.set_num_threads(max(1, n))
     seed_everything(int(seed))
     style.apply()
