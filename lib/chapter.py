@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -22,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import cache, claims, figures, provenance, style
+from . import cache, claims, figures, paths, provenance, style
 
 PROFILES = ("fast", "full")
 DEVICES = ("auto", "cpu", "cuda")
@@ -94,6 +95,8 @@ class Chapter:
 
     def __post_init__(self) -> None:
         self.study_device = self.study_device or self.device.type
+        if self.record:  # this run's figures only: no stale files from renamed or removed figures
+            shutil.rmtree(paths.figures_dir() / self.stem, ignore_errors=True)
         self.claims = claims.ClaimRegistry(self.stem, self.meta(), write=self.record)
 
     # -- provenance -------------------------------------------------------------------------

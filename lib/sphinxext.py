@@ -2,8 +2,8 @@
 
 For each numbered figure named ``fig-chNN-<figure id>`` in a chapter, a line is added under its
 caption with links to the figure's PNG, PDF and provenance record (``figures/<chapter>/<id>.*``, copied
-next to the pages by the build) and a "cite" disclosure holding a BibTeX entry with the book's version,
-the commit and the figure id. The figure keeps its stable anchor ``#fig-chNN-<figure id>``.
+next to the pages by the build) and "cite" disclosures holding a BibTeX entry and a CITATION.cff
+snippet with the book's version, the commit and the figure id. The figure keeps its stable anchor ``#fig-chNN-<figure id>``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,21 @@ def bibtex(stem: str, fig_id: str, rec: dict, version: str) -> str:
     )
 
 
+def cff(stem: str, fig_id: str, rec: dict, version: str) -> str:
+    num = stem.split("-")[0]
+    return (
+        "cff-version: 1.2.0\n"
+        f'message: "If you use this figure, cite it as below."\n'
+        f'title: "Figure {fig_id} of chapter {stem}: Implicit bias of gradient methods, a reproducible companion"\n'
+        "type: dataset\n"
+        "authors:\n"
+        '  - name: "The implicit-bias book authors"\n'
+        f'version: "{version}"\n'
+        f'commit: "{rec.get("commit", "unknown")}"\n'
+        f'keywords: ["figure ch{num}/{fig_id}", "profile {rec.get("profile", "?")}"]\n'
+    )
+
+
 def _figure_links(app, doctree, docname):
     if app.builder.format != "html":
         return
@@ -61,7 +76,9 @@ def _figure_links(app, doctree, docname):
             f'<a href="{base}.png" download>PNG</a> · <a href="{base}.pdf" download>PDF</a> · '
             f'<a href="{base}.json">provenance</a> · <a href="#{name}">link</a>'
             f'<details class="ib-cite"><summary>Cite this figure</summary>'
-            f'<pre>{_escape(cite)}</pre></details></div>'
+            f'<pre>{_escape(cite)}</pre></details>'
+            f'<details class="ib-cite"><summary>CFF</summary>'
+            f'<pre>{_escape(cff(stem, fig_id, rec, _version()))}</pre></details></div>'
         )
         fig += nodes.raw("", html, format="html")
 

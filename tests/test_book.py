@@ -59,3 +59,11 @@ def test_no_external_resources(book_html):
         hits = bad.findall(page)
         assert not hits, f"{name} loads external resources: {hits[:3]}"
     assert (book_html / "_static" / "mathjax" / "tex-mml-chtml.js").exists()
+
+
+def test_every_figure_offers_citations(book_html):
+    for stem in runner.chapters():
+        page = (book_html / "book" / f"{stem}.html").read_text()
+        n_figs = len(list((book_html / "figures" / stem).glob("*.json")))
+        assert page.count('class="ib-figure-links"') == n_figs, f"{stem}: a figure lacks its links"
+        assert page.count("@misc{ibbook-") == n_figs and page.count("cff-version: 1.2.0") == n_figs

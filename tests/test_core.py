@@ -314,3 +314,13 @@ def test_gpu_results_replay_on_a_cpu_machine(tmp_build):
     # without cached GPU results, asking for cuda stays an error
     with pytest.raises(chapter.ParameterError, match="no CUDA GPU"):
         chapter.start("98-other", "full", "cuda", 0)
+
+
+def test_a_chapter_run_starts_with_no_stale_figures(tmp_build):
+    stale = tmp_build / "figures" / "99-test" / "old.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    chapter.start("99-test", "fast", "cpu", 0, record=False)
+    assert stale.exists()  # studies run outside the chapter leave the chapter's files alone
+    chapter.start("99-test", "fast", "cpu", 0)
+    assert not stale.exists()
