@@ -14,15 +14,6 @@ from lib.chapter import ParameterError
 from lib.studies import ch04
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensor programs are far faster single-threaded on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 

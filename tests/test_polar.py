@@ -12,14 +12,6 @@ from hypothesis import strategies as st
 from lib import polar
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _conditioned(batch, n, k, lo, hi, seed):
     g = torch.Generator().manual_seed(seed)
     q1 = torch.linalg.qr(torch.randn(batch, n, n, generator=g, dtype=torch.float64))[0][:, :, :k]
