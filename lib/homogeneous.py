@@ -29,6 +29,8 @@ derivative of ``relu`` at 0 is taken as 0, as in PyTorch).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -73,14 +75,14 @@ class Family:
     @property
     def size(self) -> int:
         """P, the number of parameters of one run."""
-        return sum(int(torch.tensor(s).prod()) for s in self.shapes)
+        return sum(math.prod(s) for s in self.shapes)
 
     @property
     def layer_slices(self) -> list[slice]:
         """Slices of the flat vector holding each layer (for per-layer statements)."""
         out, i = [], 0
         for s in self.shapes:
-            n = int(torch.tensor(s).prod())
+            n = math.prod(s)
             out.append(slice(i, i + n))
             i += n
         return out
@@ -164,6 +166,29 @@ class Family:
         gv = (torch.relu(pre) @ cb)[..., 0]
         gw = v[:, :, None] * (((pre > 0).to(theta.dtype) * c[:, None, :]) @ X)
         return torch.cat([gw.reshape(theta.shape[0], -1), gv], dim=1)
+
+    def margins_and_pullback(
+        self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """The margins ``q_i = y_i Phi(theta; x_i)`` (``[B, n]``) and ``c -> sum_i c_i grad Phi(theta; x_i)``.
+
+        The same quantities as :func:`margins` and :meth:`weighted_gradient`; for the ReLU family
+        the pre-activations and activations are computed once and shared by both (the inner loop of
+        :func:`lib.margins.train`: about 2.5x fewer kernel calls per step for small networks).
+        """
+        if self.kind != "relu":
+            return margins(self, theta, X, y), lambda c: self.weighted_gradient(theta, X, c)
+        w, v = self.unpack(theta)
+        pre = w @ X.T  # [B, m, n]
+        act = torch.relu(pre)
+        q = (v.unsqueeze(1) @ act).squeeze(1) * y[None, :]
+
+        def pullback(c: torch.Tensor) -> torch.Tensor:
+            gv = (act @ c.unsqueeze(-1)).squeeze(-1)
+            gw = v.unsqueeze(-1) * (((pre > 0).to(theta.dtype) * c.unsqueeze(1)) @ X)
+            return torch.cat([gw.reshape(theta.shape[0], -1), gv], dim=1)
+
+        return q, pullback
 
     def preactivations(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """ReLU pre-activations ``<w_j, x_i>``, shape ``[B, n, m]``."""

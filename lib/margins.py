@@ -24,6 +24,7 @@ References: ``vardi2022margin``, ``lyu2020gradient``, ``ji2020directional``, ``s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,25 @@ class Trajectory:
     smoothed: np.ndarray
     norm: np.ndarray
     log_loss: np.ndarray
+
+
+def rescaled_step(
+    theta: torch.Tensor,
+    q: torch.Tensor,
+    nrm: torch.Tensor,
+    pullback: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    eta: float,
+    L: int,
+    cap: float | None,
+) -> torch.Tensor:
+    """One step of :func:`train` for every run, given the margins ``q``, the norms and the pull-back of
+    :meth:`lib.homogeneous.Family.margins_and_pullback` (also what ``python -m lib bench ch02`` times)."""
+    g = pullback(torch.softmax(-q, dim=1) * y[None, :])
+    theta = theta + (eta * g if L == 2 else eta * nrm[:, None] ** (2 - L) * g)
+    if cap is not None:
+        theta = theta * torch.clamp(cap / theta.norm(dim=1), max=1.0)[:, None]
+    return theta
 
 
 def train(
@@ -124,16 +144,13 @@ def train(
         rec["log_loss"].append(log_loss(q).cpu().numpy())
 
     for k in range(steps + 1):
-        q = margins(fam, theta, X, y)
+        q, pullback = fam.margins_and_pullback(theta, X, y)
         nrm = theta.norm(dim=1)
         if k % record_every == 0 or k == steps:
             record(k, q, nrm)
         if k == steps:
             break
-        g = fam.weighted_gradient(theta, X, torch.softmax(-q, dim=1) * y[None, :])
-        theta = theta + etas[k] * nrm[:, None] ** (2 - L) * g
-        if caps is not None:
-            theta = theta * torch.clamp(caps[k] / theta.norm(dim=1), max=1.0)[:, None]
+        theta = rescaled_step(theta, q, nrm, pullback, y, etas[k], L, None if caps is None else caps[k])
     check_finite(theta, what="time-rescaled exponential-loss training", hint="reduce the step size eta")
     return Trajectory(theta, *(np.asarray(rec[k]) for k in ("steps", "gamma", "smoothed", "norm", "log_loss")))
 

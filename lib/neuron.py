@@ -114,7 +114,23 @@ def grad(
 
 
 def grad_fn(X: torch.Tensor, y: torch.Tensor, slope: float | torch.Tensor = 0.0):
-    """The batched gradient ``w -> grad(w, X, y, slope)`` for :mod:`lib.flows`."""
+    """The batched gradient ``w -> grad(w, X, y, slope)`` for :mod:`lib.flows`.
+
+    For the ReLU (``slope == 0``) with per-run data ``X: [B, n, d]`` -- the inner loop of every flow of
+    chapter 1 -- the closure keeps ``X^T`` contiguous and works with column vectors, so that both
+    products are plain batched matrix-vector products and the residual is formed in place: the same
+    arithmetic as :func:`grad`, bit for bit, in fewer and cheaper kernel calls (about 1.25x faster
+    for 256 small problems on a CPU; see ``python -m lib bench ch01``).
+    """
+    if isinstance(slope, (int, float)) and slope == 0 and X.ndim == 3:
+        XT = X.transpose(1, 2).contiguous()  # [B, d, n]
+        yc = y.unsqueeze(-1)  # [B, n, 1]
+
+        def relu_grad(w: torch.Tensor) -> torch.Tensor:
+            z = torch.bmm(X, w.unsqueeze(-1))  # [B, n, 1]
+            return torch.bmm(XT, (torch.relu(z) - yc).mul_(z > 0)).squeeze(-1)
+
+        return relu_grad
     return lambda w: grad(w, X, y, slope)
 
 

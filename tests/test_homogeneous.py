@@ -107,3 +107,13 @@ def test_weighted_gradient_is_jacobian_transpose_product(fam):
     torch.testing.assert_close(fam.weighted_gradient(th, X, c), ref, rtol=1e-11, atol=1e-12)
     # per-run inputs [B, n, d] give the same Jacobian as shared inputs
     torch.testing.assert_close(fam.jacobian(th, X.expand(3, -1, -1)), fam.jacobian(th, X))
+
+
+@pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f"{f.kind}-L{f.depth}")
+def test_margins_and_pullback_match_the_separate_computations(fam):
+    X, y = _data(2, d=fam.d)
+    th = torch.randn(5, fam.size, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    c = torch.rand(5, X.shape[0], generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    q, pullback = fam.margins_and_pullback(th, X, y)
+    torch.testing.assert_close(q, H.margins(fam, th, X, y), rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(pullback(c), fam.weighted_gradient(th, X, c), rtol=1e-13, atol=1e-13)

@@ -30,6 +30,15 @@ def test_grad_matches_autograd(seed, slope):
     assert torch.allclose(w.grad, neuron.grad(P["w0"], P["X"], P["y"], slope), atol=1e-12)
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_grad_fn_fast_path_equals_grad(slope):
+    """The ReLU fast path of grad_fn (column layout, in-place residual) is the same arithmetic as grad."""
+    P = problems(3, 64, slope)
+    w = P["w0"] + 0.3 * torch.randn(P["w0"].shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    fast = neuron.grad_fn(P["X"], P["y"], slope)(w)
+    assert torch.allclose(fast, neuron.grad(w, P["X"], P["y"], slope), rtol=0, atol=1e-14)
+
+
 def test_gamma_family_zero_loss_set():
     g = torch.tensor([0.0, 0.5, 3.0], dtype=F64)
     X, y = neuron.gamma_family_3d(g)

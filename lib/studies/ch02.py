@@ -498,11 +498,10 @@ def bench_workload(runs: int, device) -> Workload:
     thetas = [state["theta"][r].cpu().numpy().copy() for r in range(runs)]
     eta = 0.01
 
-    def batched_step() -> None:
+    def batched_step() -> None:  # exactly the step of lib.margins.train (degree 2, no norm cap)
         th = state["theta"]
-        q = H.margins(fam, th, Xt, yt)
-        g = torch.einsum("bn,bnp->bp", torch.softmax(-q, 1), H.margin_jacobian(fam, th, Xt, yt))
-        state["theta"] = th + eta * g
+        q, pullback = fam.margins_and_pullback(th, Xt, yt)
+        state["theta"] = M.rescaled_step(th, q, th.norm(dim=1), pullback, yt, eta, fam.degree, None)
 
     def loop_step() -> None:
         for r in range(runs):
