@@ -6,6 +6,7 @@
     python -m lib claims [--profile fast]                                # the claims of executed chapters
     python -m lib bench [ch01 ...] [--device cpu] [--runs 256]           # batched vs per-run loop
     python -m lib list                                                   # the chapters
+    python -m lib notebooks [--check]                                    # .ipynb twins for Binder/Colab
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("list", help="list the chapters")
 
+    nb = sub.add_parser("notebooks", help="write the .ipynb twins that Binder and Colab open (needs repository.url)")
+    nb.add_argument("--check", action="store_true", help="only check that the twins are present and up to date")
+
     be = sub.add_parser("bench", help="run-steps/s of the batched engine vs a per-run loop, per chapter")
     be.add_argument("chapters", nargs="*", help="ch01 ... (default: all with a workload)")
     be.add_argument("--device", action="append", choices=["cpu", "cuda"], help="repeatable; default: all present")
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     be.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement")
     be.add_argument("--sweep", action="store_true", help="measure one study in-process and on 1, 2, 4 Dask workers")
+    be.add_argument("--compile", action="store_true",
+                    help="also time the batched step through torch.compile (CUDA graphs on CUDA); needs a C++ compiler on CPU")
     be.add_argument("--save", metavar="DIR", help="also write the results to DIR (e.g. benchmarks/, rendered by the book)")
 
     args = ap.parse_args(argv)
@@ -106,6 +112,21 @@ def main(argv: list[str] | None = None) -> int:
             for s_ in ctx.studies_run:
                 print(f"  {s_['study']}: {'cached' if s_['cached'] else 'computed'} ({s_['wall_s']} s)")
         return 0
+    if args.cmd == "notebooks":
+        from . import launch
+
+        url, branch = launch.repository()
+        if args.check:
+            problems = launch.check_twins()
+            for p in problems:
+                print(p)
+            print("notebook twins: " + ("OK" if not problems else f"{len(problems)} problem(s)")
+                  + (f" (repository {url}, branch {branch})" if url else " (no repository URL: no twins, no launch links)"))
+            return 1 if problems else 0
+        written = launch.write_twins()
+        print(f"wrote {len(written)} notebook twins for {url} ({branch})" if url
+              else "no repository URL configured (repository.url in _config.yml): removed any twins")
+        return 0
     if args.cmd == "bench":
         import torch
 
@@ -121,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 paths.atomic_write_json(Path(d) / "sweep-scaling.json", res)
             print(bench.scaling_markdown(args.save or paths.build_dir() / "bench"))
             return 0
-        rows = bench.run(args.chapters or None, args.device, args.runs, min_time=args.min_time)
+        rows = bench.run(args.chapters or None, args.device, args.runs, min_time=args.min_time, compile=args.compile)
         bench.write(rows)
         if args.save:
             bench.write(rows, args.save)

@@ -42,6 +42,8 @@ class Row:
     achieved_flops: float | None = None
     roofline_flops: float | None = None
     roofline_fraction: float | None = None
+    compiled_run_steps_per_s: float | None = None
+    compile_s: float | None = None
 
 
 def _sync(device: str) -> None:
@@ -74,10 +76,28 @@ def matmul_roofline(shape: tuple[int, int, int, int], device: str, dtype=torch.f
     return calls * 2.0 * b * n * k * m
 
 
-def measure(w: Workload, *, loop: bool = True, min_time: float = 0.3) -> Row:
+def compiled_step(w: Workload) -> Callable[[], None]:
+    """``w.batched_step`` through ``torch.compile``: one fused C++/OpenMP kernel program on a CPU
+    (needs a C++ compiler), and on CUDA the ``reduce-overhead`` mode, which replays the step from a
+    CUDA graph -- the cure for launch-bound steps (few runs, small tensors)."""
+    mode = "reduce-overhead" if w.device.startswith("cuda") else None
+    return torch.compile(w.batched_step, mode=mode, dynamic=False)
+
+
+def measure(w: Workload, *, loop: bool = True, min_time: float = 0.3, compile: bool = False) -> Row:
     batched = rate(w.batched_step, w.device, min_time=min_time) * w.runs
     looped = rate(w.loop_step, w.device, min_time=min_time) * w.runs if loop else None
     row = Row(w.name, w.device, w.runs, looped, batched, batched / looped if looped else None)
+    if compile:
+        try:
+            step = compiled_step(w)
+            t0 = time.perf_counter()
+            step()  # the first call compiles
+            _sync(w.device)
+            row.compile_s = time.perf_counter() - t0
+            row.compiled_run_steps_per_s = rate(step, w.device, min_time=min_time, warmup=3) * w.runs
+        except Exception as exc:  # noqa: BLE001 -- e.g. no C++ compiler: report it, keep the eager rates
+            print(f"{w.name}: torch.compile failed ({type(exc).__name__}: {exc}); compiled column left empty")
     if w.flops_per_run_step:
         row.achieved_flops = batched * w.flops_per_run_step
         if w.matmul_shape:
@@ -108,6 +128,7 @@ def run(
     *,
     min_time: float = 0.3,
     loop_max_runs: int = 256,
+    compile: bool = False,
 ) -> list[Row]:
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     rows = []
@@ -117,7 +138,7 @@ def run(
         for dev in devices:
             for r in runs or ([1, 16, 256, 1024] if dev == "cuda" else [1, 16, 256]):
                 w = make(r, dev)
-                row = measure(w, loop=r <= loop_max_runs, min_time=min_time)
+                row = measure(w, loop=r <= loop_max_runs, min_time=min_time, compile=compile)
                 rows.append(row)
                 print(format_row(row), flush=True)
     return rows
@@ -133,6 +154,8 @@ def format_row(r: Row) -> str:
         f"GFLOP/s {f(r.achieved_flops and r.achieved_flops / 1e9, '{:.1f}'):>7} "
         f"of {f(r.roofline_flops and r.roofline_flops / 1e9, '{:.1f}'):>7} "
         f"({f(r.roofline_fraction and 100 * r.roofline_fraction, '{:.0f}%')})"
+        + (f"  compiled {f(r.compiled_run_steps_per_s):>13} ({r.compile_s:.0f} s to compile)"
+           if r.compiled_run_steps_per_s else "")
     )
 
 
@@ -179,8 +202,8 @@ def markdown(directory) -> str:
             + "; ".join(f"{k}: {v}" for k, v in d.get("targets", {}).items())
             + "\n"
         )
-        out.append("| workload | runs | per-run loop (run-steps/s) | batched (run-steps/s) | speedup | GFLOP/s | roofline GFLOP/s | fraction |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("| workload | runs | per-run loop (run-steps/s) | batched (run-steps/s) | speedup | GFLOP/s | roofline GFLOP/s | fraction | compiled (run-steps/s) |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
         def f_(x, fmt):
             return "" if x is None else fmt.format(x)
@@ -191,7 +214,8 @@ def markdown(directory) -> str:
                 f"{f_(r['batched_run_steps_per_s'], '{:,.0f}')} | {f_(r['speedup'], '{:.1f}x')} | "
                 f"{f_(r['achieved_flops'] and r['achieved_flops'] / 1e9, '{:.1f}')} | "
                 f"{f_(r['roofline_flops'] and r['roofline_flops'] / 1e9, '{:.1f}')} | "
-                f"{f_(r['roofline_fraction'] and 100 * r['roofline_fraction'], '{:.0f}%')} |"
+                f"{f_(r['roofline_fraction'] and 100 * r['roofline_fraction'], '{:.0f}%')} | "
+                f"{f_(r.get('compiled_run_steps_per_s'), '{:,.0f}')} |"
             )
         out.append("")
     return "\n".join(out) + "\n"
