@@ -108,6 +108,20 @@ def _key(stem: str, parameters: dict[str, Any]) -> str:
     return h.hexdigest()[:20]
 
 
+def _ipc_kernel_manager():
+    """A kernel manager whose kernels talk to papermill over local IPC sockets rather than TCP
+    (nothing listens on a network port, and ipykernel has no plain-TCP warning to print)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc" if os.name == "posix" else "tcp"
+
+    return IPCKernelManager
+
+
 def execute(
     stem: str,
     profile: str = "fast",
@@ -152,6 +166,7 @@ def execute(
                 parameters=parameters,
                 cwd=str(src.parent),
                 kernel_name="python3",
+                kernel_manager_class=_ipc_kernel_manager(),
                 progress_bar=progress and sys.stderr.isatty(),
                 log_output=False,
             )
@@ -231,7 +246,20 @@ def _banner(rec: dict[str, Any]) -> str:
         f'Download this chapter as <a href="../sources/{stem}.md" download>MyST Markdown</a> (the source) '
         f'or as an <a href="../sources/{stem}.ipynb" download>executed notebook</a>; '
         "see also {ref}`appendix-reproducibility`.\n"
-        ":::\n"
+        + _launch_line(stem)
+        + ":::\n"
+    )
+
+
+def _launch_line(stem: str) -> str:
+    from . import launch
+
+    ln = launch.links(stem)
+    if not ln:
+        return ""
+    return (
+        f'\nOr run it in the cloud: <a href="{ln["binder"]}">launch on Binder</a> (builds `environment.yml`) '
+        f'or <a href="{ln["colab"]}">open in Colab</a> (its first cell installs the book\'s library).\n'
     )
 
 
@@ -359,6 +387,10 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     for name in ("_toc.yml", "references.bib"):
         shutil.copy(root / name, site / name)
     cfg = yaml.safe_load((root / "_config.yml").read_text())
+    from . import launch
+
+    url, branch = launch.repository()  # $IB_REPOSITORY_URL may override the file
+    cfg["repository"] = {**(cfg.get("repository") or {}), "url": url, "branch": branch}
     extra = cfg.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_extra_path", [])
     extra.append("_extra")
     (site / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -368,6 +400,8 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     for f in (root / BOOK_DIR).iterdir():
         if f.is_file() and f.suffix == ".md" and f.stem in stems:
             continue
+        if f.is_file() and f.suffix == ".ipynb" and f.with_suffix(".md").exists():
+            continue  # a launch twin (lib.launch): the site renders the executed notebook or the source
         if f.name.startswith(".") or f.name == "_generated":
             continue
         (shutil.copytree if f.is_dir() else shutil.copy)(f, site / BOOK_DIR / f.name)

@@ -6,6 +6,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("IB_ROOT", str(ROOT))
 os.environ.setdefault("IB_THREADS", "1")
+#: the placeholder repository of the test build's launch buttons (lib.launch)
+LAUNCH_REPOSITORY = "https://github.com/example/implicit-bias-book"
 
 import torch  # noqa: E402
 
@@ -24,10 +26,20 @@ def tmp_build(tmp_path, monkeypatch):
 def book_html():
     """Build the whole book once per test session (fast profile, warnings as errors).
 
-    Chapter executions are reused when up to date (the chapter tests produce the same ones)."""
+    Chapter executions are reused when up to date (the chapter tests produce the same ones). The
+    build names a placeholder public repository (``LAUNCH_REPOSITORY``), so that the Binder and Colab
+    launch buttons are rendered and their links can be checked."""
     from lib import runner
 
-    return runner.build("fast", "auto", 0)
+    old = os.environ.get("IB_REPOSITORY_URL")
+    os.environ["IB_REPOSITORY_URL"] = LAUNCH_REPOSITORY
+    try:
+        return runner.build("fast", "auto", 0)
+    finally:
+        if old is None:
+            os.environ.pop("IB_REPOSITORY_URL", None)
+        else:
+            os.environ["IB_REPOSITORY_URL"] = old
 
 
 def pytest_collection_modifyitems(config, items):

@@ -67,3 +67,17 @@ def test_every_figure_offers_citations(book_html):
         n_figs = len(list((book_html / "figures" / stem).glob("*.json")))
         assert page.count('class="ib-figure-links"') == n_figs, f"{stem}: a figure lacks its links"
         assert page.count("@misc{ibbook-") == n_figs and page.count("cff-version: 1.2.0") == n_figs
+
+
+def test_every_chapter_has_binder_and_colab_launch_links(book_html):
+    """The theme's launch buttons and the banner's links open the chapter's twin in the repository."""
+    from conftest import LAUNCH_REPOSITORY
+
+    from lib import launch
+
+    for stem in runner.chapters():
+        page = (book_html / "book" / f"{stem}.html").read_text()
+        ln = launch.links(stem, LAUNCH_REPOSITORY, "main")
+        for kind in ("binder", "colab"):
+            href = ln[kind].replace("&", "&amp;")
+            assert page.count(f'href="{href}"') >= 2, f"{stem}: no {kind} button and banner link ({href})"
