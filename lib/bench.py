@@ -81,7 +81,7 @@ def compiled_step(w: Workload) -> Callable[[], None]:
     (needs a C++ compiler), and on CUDA the ``reduce-overhead`` mode, which replays the step from a
     CUDA graph -- the cure for launch-bound steps (few runs, small tensors)."""
     mode = "reduce-overhead" if w.device.startswith("cuda") else None
-    return torch.compile(w.batched_step, mode=mode, dynamic=False)
+    return torch.compile(w.batched_step, mode=mode)  # automatic dynamic shapes: a step counter does not recompile
 
 
 def measure(w: Workload, *, loop: bool = True, min_time: float = 0.3, compile: bool = False) -> Row:

@@ -56,6 +56,7 @@ class BatchedOptimizer:
     decay_mask: list[bool] | None = None
     t: int = 0
     state: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.method not in ("gd", "momentum", "adam"):
@@ -69,27 +70,44 @@ class BatchedOptimizer:
             self.decay_mask = [True] * len(self.params)
         self.state = [{} for _ in self.params]
 
+    def _hyper(self, name: str, i: int, p: torch.Tensor) -> torch.Tensor:
+        """``per_run(getattr(self, name), p)``, built once per parameter and value (a schedule that
+        assigns a new value, e.g. ``opt.lr = ...``, is picked up at the next step)."""
+        value = getattr(self, name)
+        hit = self._cache.get((name, i))
+        if hit is None or hit[0] is not value:
+            hit = (value, per_run(value, p))
+            self._cache[(name, i)] = hit
+        return hit[1]
+
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
         self.t += 1
-        for p, g, st, decay in zip(self.params, grads, self.state, self.decay_mask):
+        for i, (p, g, st, decay) in enumerate(zip(self.params, grads, self.state, self.decay_mask)):
             if decay:
-                g = g + per_run(self.wd, p) * p
-            lr = per_run(self.lr, p)
+                g = g + self._hyper("wd", i, p) * p
+            lr = self._hyper("lr", i, p)
             if self.method == "gd":
                 p.sub_(lr * g)
             elif self.method == "momentum":
                 v = st.get("v")
-                v = g.clone() if v is None else per_run(self.momentum, p) * v + g
+                v = g.clone() if v is None else self._hyper("momentum", i, p) * v + g
                 st["v"] = v
                 p.sub_(lr * v)
             else:
-                b1, b2 = per_run(self.beta1, p), per_run(self.beta2, p)
-                m = st.get("m", torch.zeros_like(p))
-                v = st.get("v", torch.zeros_like(p))
-                m = b1 * m + (1 - b1) * g
-                v = b2 * v + (1 - b2) * g * g
+                b1, b2 = self._hyper("beta1", i, p), self._hyper("beta2", i, p)
+                if "m" not in st:
+                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                    # the step count as a float64 tensor, so that a compiled step (torch.compile)
+                    # does not specialise on t; b^t is computed in float64 and rounded, as ``b ** t``
+                    # with a Python int does (bit for bit in float64; in float32 PyTorch computes
+                    # b^3 as b*b*b, so step 3 may differ by one unit in the last place)
+                    st["t"] = torch.zeros((), dtype=torch.float64, device=p.device)
+                    st["b1"], st["b2"] = b1.double(), b2.double()
+                st["t"] += 1
+                m = b1 * st["m"] + (1 - b1) * g
+                v = b2 * st["v"] + (1 - b2) * g * g
                 st["m"], st["v"] = m, v
-                mhat = m / (1 - b1**self.t)
-                vhat = v / (1 - b2**self.t)
+                mhat = m / (1 - torch.pow(st["b1"], st["t"]).to(p.dtype))
+                vhat = v / (1 - torch.pow(st["b2"], st["t"]).to(p.dtype))
                 p.sub_(lr * mhat / (vhat.sqrt() + self.eps))
