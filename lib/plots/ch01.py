@@ -316,7 +316,7 @@ def network(res) -> plt.Figure:
     ax.set_xscale("log")
     ax.set_xlabel(r"$\gamma$")
     ax.set_ylabel(r"$f_{\theta^*(\gamma)}(e_3)$")
-    ax.set_title("(a) different limits (learned function at $e_3$)")
+    ax.set_title("(a) learned function at the probe point $e_3$")
     ax.legend(fontsize=8)
     bx.set_xscale("log")
     bx.set_yscale("log")

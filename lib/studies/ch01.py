@@ -8,9 +8,9 @@ chapter context's cache.
 
 Numerics: gradient flow is integrated with fixed-step RK4 (:mod:`lib.flows`) in float64, with step
 sizes ``dt <= dt_max`` and ``dt <= dt_gamma / gamma^2`` on the gamma-families (their curvature grows
-like gamma^2), and ``dt = c / lambda_max(X X^T)`` per random problem. On the two gamma-families of a
-single neuron the steps are event-located (:func:`lib.flows.rk4_event_step`: they stop at the switch
-of the zero-label example); every study reports its integrator error by comparing with the step
+like gamma^2), and ``dt = c / lambda_max(X X^T)`` per random problem. On the gamma-families (one
+neuron and the networks) the steps are event-located (:func:`lib.flows.rk4_event_step`: they stop at
+every activation switch); every study reports its integrator error by comparing with the step
 ``2 dt`` (:func:`lib.flows.halving_error`).
 """
 
@@ -79,7 +79,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "gammas": [0.5, 1.0, 2.0, 5.0],
             "widths": [1, 3],
             "T": 6.0,
-            "dt_max": 5e-4,
+            "dt_max": 2.5e-4,
             "dt_gamma": 0.02,
             "init": 0.3,
         },
@@ -134,7 +134,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "gammas": np.round(np.geomspace(0.75, 5.0, 10), 6).tolist(),
             "widths": [1, 2, 3],
             "T": 8.0,
-            "dt_max": 5e-4,
+            "dt_max": 2.5e-4,
             "dt_gamma": 0.02,
             "init": 0.3,
         },
@@ -182,8 +182,11 @@ def gamma3d(
     """Gradient flow of one ReLU neuron on every dataset :math:`D_\\gamma` of the 3-D family, from
     :math:`w_0 = \\text{init}\\cdot(1,1,1)`, as one batch.
 
-    Returns the limits, losses, integrator errors (step ``dt`` vs ``2 dt``), the switch-off time of the
-    zero-label example, recorded trajectories, and the cross-loss and distance matrices
+    Returns the limits, losses, integrator errors (step ``dt`` vs ``2 dt``), the number of steps that
+    changed the activation pattern, the switch-off time of the zero-label example and the rate
+    :math:`\tfrac{d}{dt}(w_2 + w_3)` just after it (on the switching surface :math:`w_2 + w_3 = 0`
+    only the positive examples move :math:`w_2`, so a negative value means a transversal crossing),
+    recorded trajectories, and the cross-loss and distance matrices
     :math:`L_{D_{\\gamma_i}}(w^*(\\gamma_j))`, :math:`\\lVert w^*(\\gamma_i) - w^*(\\gamma_j)\\rVert`.
     """
     for name, v in {"T": T, "dt_max": dt_max, "dt_gamma": dt_gamma, "init": init}.items():
@@ -208,9 +211,12 @@ def gamma3d(
     )
     w = flow.w
     # switch-off time of x3: the last pattern change (none for gamma = 0, where x3 = 0 is never active)
-    tau = torch.where(
-        flow.n_changes > 0, flow.last_change.to(F64) * dt, torch.full_like(dt, math.nan)
-    )
+    switched = flow.n_changes > 0
+    tau = torch.where(switched, flow.last_change.to(F64) * dt, torch.full_like(dt, math.nan))
+    # d/dt (w2 + w3) at the end of the step that switched x3 off (x3 inactive there, so only x1, x2
+    # move w; the field of x1, x2 is continuous, so this is the crossing rate up to O(dt))
+    g_last = neuron.grad(flow.w_last_change, X, y)
+    rate = torch.where(switched, -(g_last[:, 1] + g_last[:, 2]), torch.full_like(dt, math.nan))
     # cross losses: dataset i (rows) at limit j (columns)
     Xi = X.unsqueeze(1).expand(B, B, 3, 3).reshape(B * B, 3, 3)
     yi = y.unsqueeze(1).expand(B, B, 3).reshape(B * B, 3)
@@ -226,7 +232,9 @@ def gamma3d(
             "w2": _np(w[:, 1]),
             "w3": _np(w[:, 2]),
             "loss": _np(neuron.loss(w, X, y)),
+            "switches": _np(flow.n_changes),
             "tau_switch": _np(tau),
+            "rate_at_switch": _np(rate),
             "err_halving": _np(err),
         }
     )
@@ -536,6 +544,16 @@ def drift_slopes(drift: pd.DataFrame, first: int | None = None) -> pd.DataFrame:
     )
 
 
+def rk4_switches(drift: pd.DataFrame) -> pd.DataFrame:
+    """Per initialisation of :func:`balance`: how many RK4 steps changed the activation pattern, at
+    every step size ``h`` (one column each), and the drift at the finest step."""
+    rk = drift[drift["method"] == "RK4"]
+    table = rk.pivot_table(index="init", columns="h", values="switches").astype(int)
+    table.columns = [f"switches h={h:g}" for h in table.columns]
+    finest = rk[rk["h"] == rk["h"].min()].set_index("init")["drift"]
+    return table.assign(**{"drift at finest h": finest})
+
+
 # -------------------------------------------------------------------------------------------------
 # 5. balancedness of one-hidden-layer networks
 # -------------------------------------------------------------------------------------------------
@@ -691,8 +709,8 @@ def net(*, gammas, widths, T, dt_max, dt_gamma, init, device="cpu", seed=0) -> d
     X, y = neuron.gamma_family_3d(gr)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 19)
     # neuron j: w_j = init * c_j * ((1, 1, 1) + 0.2 * noise), v_j = init * c_j, with c_j = 1, 0.8, 0.64, ...:
-    # every neuron starts active on every example, so the only switches are those of the zero-label
-    # example x3 (where the residual is 0 and the field stays continuous).
+    # every neuron starts active on every example. Later switches (of any neuron on any example) make
+    # the field jump, so the steps are event-located at every switch (neuron.net_flow_kw).
     cj = 0.8 ** torch.arange(m, dtype=F64, device=device)
     noise = torch.randn(m, 3, generator=gen, dtype=F64, device=device)
     base = torch.cat([init * cj[:, None] * (1 + 0.2 * noise), (init * cj)[:, None]], dim=1)
