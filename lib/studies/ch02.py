@@ -5,9 +5,9 @@ and batches all its runs (initialisations, widths, perturbations, radii) along a
 
 - :func:`fc_linear` -- fully connected linear nets of depth 2 and 3 on random separable data vs the
   L2-SVM (global optimum row of the table);
-- :func:`diagonal` -- diagonal nets: depth 2 special vs generic initialisation, depth 2 with
-  non-zero weights, depth 3 symmetric vs asymmetric initialisation, improving curves, dual vectors,
-  per-layer QPs;
+- :func:`diagonal` -- diagonal nets: depth 2 special vs generic initialisation, depth 2 on data
+  where a sparse KKT point is not global (generic limits have non-zero weights), depth 3 symmetric vs
+  asymmetric initialisation, improving curves, dual vectors, per-layer QPs;
 - :func:`relu_width2` -- the depth-2 ReLU dead-neuron KKT point, its certificate and improving curve,
   the split-neuron point and the per-layer statements;
 - :func:`local` -- ball-constrained multi-start local search around the constructions;
@@ -159,20 +159,24 @@ def diagonal(*, inits: int, steps: int, eta: float, eta_min: float, temp: float,
     """Diagonal linear nets: the three constructions of the chapter, all in three batched runs.
 
     - depth 2, ``x = (1, 2)``: run 0 the special init ``u = (1, 1), v = (1, -1)``, runs 1.. Gaussian;
-    - depth 2, ``x = (1, 1)``: Gaussian inits (every weight non-zero at the limit);
+    - depth 2, ``x_1 = (1, 2), x_2 = (2, 1)``: Gaussian inits, whose limits have every weight non-zero
+      (the l1-SVM solution ``beta = (1/3, 1/3)`` is dense), and the hand-built sparse point
+      ``u = v = (0, 1)`` (key ``"sparse"``), a KKT point with ``z = (2, 1)`` that is not global;
     - depth 3, ``x = (1, 1)``: run 0 symmetric ``u_l = (1/2, 1/2)``, run 1 ``u_3 = (0.51, 0.5)``, runs 2.. Gaussian.
+
+    ``lam`` is the multiplier of the first point; ``lam_all`` holds all of them.
     """
     check_positive("inits", inits, integer=True)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 21)
-    y = np.array([1.0])
     out: dict[str, Any] = {}
     specs = {
         "d2": (2, np.array([[1.0, 2.0]]), np.array([[1.0, 1.0, 1.0, -1.0]])),
-        "d2dense": (2, np.array([[1.0, 1.0]]), np.zeros((0, 4))),
+        "d2dense": (2, np.array([[1.0, 2.0], [2.0, 1.0]]), np.zeros((0, 4))),
         "d3": (3, np.array([[1.0, 1.0]]), np.array([[0.5] * 6, [0.5] * 4 + [0.51, 0.5]])),
     }
     for name, (L, X, special) in specs.items():
         fam = H.diagonal(2, L)
+        y = np.ones(len(X))
         rand = torch.randn(inits, fam.size, generator=gen, dtype=torch.float64, device=device)
         th0 = torch.cat([_t(special, device), rand], 0)
         Xt, yt = _t(X, device), _t(y, device)
@@ -183,14 +187,24 @@ def diagonal(*, inits: int, steps: int, eta: float, eta_min: float, temp: float,
         minw = np.abs(k.theta).reshape(len(k.theta), L, 2).min(axis=(1, 2)) / np.linalg.norm(k.theta, axis=1)
         out[name] = {
             "X": X, "depth": L, "n_special": len(special), "steps": tr.steps, "gamma": tr.gamma,
-            "final_gamma": tr.gamma[-1], "theta": k.theta, "beta": beta, "lam": k.lam[:, 0],
+            "final_gamma": tr.gamma[-1], "theta": k.theta, "beta": beta, "lam": k.lam[:, 0], "lam_all": k.lam,
             "z": M.l1_dual_vector(k.lam, X, y), "residual": k.residual, "gamma_l1": g_l1,
             "min_weight": minw,
             "per_layer": [M.layer_qp(fam, k.theta[0], X, y, layer) for layer in range(L)],
         }
+    # the sparse point u = v = (0, 1) on the two-point data: a KKT point (only x_2 active) that is not global
+    X, fam2 = specs["d2dense"][1], H.diagonal(2, 2)
+    Xt, yt = _t(X, device), _t(np.ones(len(X)), device)
+    th_sp = _t([[0.0, 1.0, 0.0, 1.0]], device)
+    ks = M.kkt(fam2, th_sp, Xt, yt)
+    out["d2dense"]["sparse"] = {
+        "theta": th_sp.cpu().numpy()[0], "residual": float(ks.residual[0]), "lam": ks.lam[0],
+        "z": M.l1_dual_vector(ks.lam, X, np.ones(len(X)))[0],
+        "gamma": float(H.normalized_margin(fam2, th_sp, Xt, yt)[0]),
+    }
     # improving curves: revive coordinate 2 at the depth-2 bad point; move along the depth-3 face
+    y = np.array([1.0])
     eps = np.geomspace(1e-4, 1e-1, 13)
-    fam2 = H.diagonal(2, 2)
     curve = np.stack([np.ones_like(eps), eps, np.ones_like(eps), eps], 1)  # u = (1, e), v = (1, e)
     th_bad = np.array([[1.0, 0.0, 1.0, 0.0]])
     X2, yt = _t(specs["d2"][1], device), _t(y, device)
@@ -321,8 +335,10 @@ def random_relu(
 ) -> pd.DataFrame:
     """Depth-2 ReLU nets of several widths from Gaussian inits (``w, v ~ N(0, init_scale^2)``), all widths
     in one batch (narrower nets padded with zero neurons, which stay exactly zero). One row per run:
-    whether it separates, its final gamma, the class of its limit, and its number of zero neurons
-    (share of ``||theta||`` below 1e-3: dead neurons whose weights the growing ones leave behind).
+    whether it separates, its final gamma, the class of its limit, its number of zero neurons
+    (share of ``||theta||`` below 1e-3: dead neurons whose weights the growing ones leave behind), and
+    its number of non-zero neurons along ``(0, 1)`` (``1 - cos`` below 1e-6, ``v_j > 0``): a limit with
+    no zero neuron and every neuron along ``(0, 1)`` is the split configuration.
 
     The grid of runs goes through :func:`lib.sweep.run` in shards of at most ``max_batch`` runs, in
     process or on a Dask cluster (``--cluster``/``--scheduler``), with the same numbers either way: each
@@ -361,17 +377,22 @@ def random_relu_shard(
     wf, vf = fam.unpack(tr.theta)
     share = torch.sqrt(wf.pow(2).sum(-1) + vf.pow(2)) / tr.theta.norm(dim=1, keepdim=True)
     n_zero = ((share < 1e-3) & (mask > 0)).sum(1).cpu().numpy()
+    cos_axis = wf[..., 1] / wf.norm(dim=-1).clamp_min(1e-300)  # cosine between w_j and (0, 1)
+    n_axis = ((share >= 1e-3) & (mask > 0) & (cos_axis > 1 - 1e-6) & (vf > 0)).sum(1).cpu().numpy()
     qmin = H.margins(fam, tr.theta, Xt, yt).min(1).values.cpu().numpy()
     g = tr.gamma[-1]
     g_opt, g_bad = relu_optimum_gamma(delta), delta / 2
     cls = np.where(qmin <= 0, "not separated",
           np.where(np.abs(g - g_opt) <= 1e-3 * g_opt, "global optimum",
           np.where(np.abs(g - g_bad) <= 1e-3 * g_bad, "one direction (gamma = delta/2)", "other")))
-    return tidy(runs, separated=qmin > 0, gamma=g, limit=cls, n_zero=n_zero)
+    return tidy(runs, separated=qmin > 0, gamma=g, limit=cls, n_zero=n_zero, n_axis=n_axis)
 
 
 def random_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Counts and fractions per width: separated among all; each limit class among the separated."""
+    """Counts and fractions per width: separated among all; each limit class among the separated.
+
+    ``bad, split``: bad limits with no zero neuron and every neuron along ``(0, 1)`` (the split
+    configuration of the chapter)."""
     rows = []
     for wdt, g in df.groupby("width"):
         sep = g[g["separated"]]
@@ -381,6 +402,7 @@ def random_summary(df: pd.DataFrame) -> pd.DataFrame:
             "global": int((sep["limit"] == "global optimum").sum()),
             "bad (gamma=delta/2)": len(bad),
             "bad, with zero neuron": int((bad["n_zero"] > 0).sum()),
+            "bad, split": int(((bad["n_zero"] == 0) & (bad["n_axis"] == wdt)).sum()),
             "other": int((sep["limit"] == "other").sum()),
             "P(bad | separated)": len(bad) / max(len(sep), 1),
         })
@@ -447,7 +469,8 @@ def smoothed(*, etas: list[float], inits: int, horizon: float, device, seed: int
     for ``horizon / eta`` steps (the same rescaled time ``s = k eta``).
 
     Measures, per step size, the largest fall of the smoothed margin below its running maximum after
-    the loss drops below 1, relative to its final value (0 for a non-decreasing curve)."""
+    the loss drops below 1, relative to its final value (0 for a non-decreasing curve), and that fall
+    divided by eta."""
     check_positive("horizon", horizon)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 51)
     Xf, yf = separable_data(12, 4, seed)
@@ -467,10 +490,51 @@ def smoothed(*, etas: list[float], inits: int, horizon: float, device, seed: int
             ok = np.isfinite(s[-1])
             run_max = np.fmax.accumulate(np.where(np.isfinite(s), s, -np.inf), axis=0)
             fall = np.where(np.isfinite(s), run_max - s, 0.0).max(0) / np.abs(s[-1])
+            worst = float(fall[ok].max()) if ok.any() else np.nan
             rows.append({"model": name, "eta": eta, "runs": inits, "separated": int(ok.sum()),
-                         "max relative fall": float(fall[ok].max()) if ok.any() else np.nan})
+                         "max relative fall": worst, "fall / eta": worst / eta})
             curves[(name, eta)] = {"steps": tr.steps, "smoothed": s[:, ok][:, :8], "gamma": tr.gamma[:, ok][:, :8]}
     return {"table": pd.DataFrame(rows), "curves": curves}
+
+
+# -- the summary table --------------------------------------------------------------------------------
+SUMMARY_ROWS: list[tuple[str, list[str]]] = [
+    ("FC linear", ["ch02-fc-gamma", "ch02-fc-align", "ch02-fc-rank1", "ch02-fc-kkt"]),
+    ("diagonal, depth 2", [
+        "ch02-diag2-special-gamma", "ch02-diag2-kkt", "ch02-diag2-certificate", "ch02-diag2-curve-exponent",
+        "ch02-diag2-generic-gamma", "ch02-local-exponent"]),
+    ("diagonal, depth 2, non-zero weights", [
+        "ch02-diag2-sparse-kkt", "ch02-diag2-sparse-certificate", "ch02-diag2-dense-global", "ch02-diag2-dense-weights"]),
+    ("diagonal, depth 3", [
+        "ch02-diag3-symmetric-gamma", "ch02-diag3-kkt", "ch02-diag3-asymmetric-gamma", "ch02-diag3-curve-exponent",
+        "ch02-local-exponent"]),
+    ("depth-2 ReLU, dead neuron", [
+        "ch02-relu-dead-gamma", "ch02-relu-dead-kkt", "ch02-relu-certificate", "ch02-relu-curve-exponent",
+        "ch02-local-exponent", "ch02-random-bad-fraction", "ch02-random-bad-zero-neuron"]),
+    ("depth-2 ReLU, split neurons", [
+        "ch02-local-none", "ch02-split-not-global", "ch02-relu-optimum", "ch02-relu-optimum-certificate",
+        "ch02-random-split"]),
+    ("per layer", ["ch02-layer-diag", "ch02-layer-fc", "ch02-layer-relu-local", "ch02-layer-relu-not-global"]),
+    ("dynamics", ["ch02-escape-linear", "ch02-escape-slope", "ch02-smoothed-order"]),
+]
+"""Rows of the chapter's summary table: architecture (as in the chapter's table) and the ids of the
+claims that test it."""
+
+
+def summary_table(claims: list, rows: list[tuple[str, list[str]]] = SUMMARY_ROWS) -> pd.DataFrame:
+    """The chapter's summary table built from its registered claims (``ctx.claims.claims``): per row,
+    the claims that test it and how many of them passed in this execution (``check``: a check mark
+    only when all did). A claim id that was not registered raises ``KeyError``."""
+    by_id = {c.id: c for c in claims}
+    out = []
+    for arch, ids in rows:
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise KeyError(f"summary row {arch!r} cites claims that were not registered: {missing}")
+        n_pass = sum(by_id[i].passed for i in ids)
+        out.append({"architecture": arch, "claims": ", ".join(i.removeprefix("ch02-") for i in ids),
+                    "passed": f"{n_pass}/{len(ids)}", "check": "✓" if n_pass == len(ids) else "✗"})
+    return pd.DataFrame(out).set_index("architecture")
 
 
 # -- everything ---------------------------------------------------------------------------------------
