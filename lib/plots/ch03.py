@@ -114,7 +114,7 @@ def fig_counterexample(e: dict[str, Any]):
     ax0.set_xlabel("$x$")
     ax0.set_ylabel("$f(x)$")
     ax0.legend(fontsize=7.5)
-    ax0.set_title("a run of four convex points centred at 0")
+    ax0.set_title("a run of four positive curvatures centred at 0")
     # right: the difference, where the two differ
     ax1.plot(e["grid"], e["f_l2"] - paired["values"], color=COLORS["purple"])
     ax1.axhline(0, color="black", lw=0.6)

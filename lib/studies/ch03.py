@@ -34,8 +34,9 @@ DATASETS: dict[str, tuple[list[float], list[float]]] = {
     "convex-centred-train": ([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5], [3.0, 1.5, 0.8, 0.6, 1.2, 2.5]),
     # a convex run centred at 0: the counterexample to unconditional sparsity
     "convex-centred": ([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5], [0.0, 0.5, 2.0, 4.5, 8.0, 12.5]),
-    # data straddling 0 with x_i x_{i+1} < -1, mixed curvature
-    "straddle": ([-3.0, -1.5, 1.0, 2.5, 4.0], [1.0, 0.0, 0.6, -0.4, 1.0]),
+    # data straddling 0 in the first interval, x_1 x_2 < -1, curvatures of alternating sign: the
+    # bias-penalised minimiser puts its first kink at -1/x_1 = 1/3, strictly inside (x_1, x_2)
+    "straddle": ([-3.0, 1.5, 2.5, 3.5, 5.0], [1.0, 0.0, 0.6, -0.4, 1.0]),
     # alternating curvature: every run has length one
     "alternating": ([-3.0, -2.0, -0.5, 0.3, 1.2, 2.5], [0.5, 1.5, 0.2, 0.6, -0.4, 0.9]),
 }
@@ -47,6 +48,7 @@ def params(profile: str) -> dict[str, Any]:
     fast = profile == "fast"
     return {
         "cost_formula": {"n_functions": 12 if fast else 200, "max_kinks": 4 if fast else 8},
+        "cost_networks": {"n_networks": 60 if fast else 2000, "max_kinks": 4 if fast else 8},
         "three_point": {"n_triples": 16 if fast else 400},
         "examples": {"names": ("convex-far", "straddle", "alternating", "convex-centred"), "probe_rel": (1e-6, 1e-8),
                          "perturbation": 1e-6},
@@ -95,9 +97,67 @@ def study_cost_formula(*, n_functions: int, max_kinks: int, device: Any = None, 
     return df
 
 
+def study_cost_networks(*, n_networks: int, max_kinks: int, device: Any = None, seed: int = 0) -> pd.DataFrame:
+    """The lower bound of the cost theorem on explicit network representations (no LP involved).
+
+    Each network represents a random piecewise-linear function with up to ``max_kinks`` kinks by several
+    neurons per kink: the balanced neuron of the kink split into one to three pieces, some of them facing
+    left (``w < 0``); in two networks out of three, also a cancelling pair per kink (a neuron and its
+    negative) and a random rescaling ``(a, w, b) -> (a/t, t w, t b)`` of every neuron, both of a size
+    ``eps`` drawn log-uniformly in ``[1e-3, 1]`` (so some representations are nearly optimal); the
+    remaining third are exact optimal representations for the bias-penalised cost.  The slope jumps of the represented function are read off its values
+    (difference quotients on either side of each kink, exact for a piecewise-linear function), not from
+    the parameters.  One row per network and penalty: the parameter norm
+    ``1/2 sum_j (a_j^2 + w_j^2 [+ b_j^2])`` and the formula ``sum_k |jump_k| W(p_k)``."""
+    check_positive("n_networks", n_networks, integer=True)
+    check_positive("max_kinks", max_kinks, integer=True)
+    rng = np.random.default_rng([seed, 35])
+    rows = []
+    for i in range(n_networks):  # a few dozen neurons each: NumPy per network is instant
+        k = int(rng.integers(1, max_kinks + 1))
+        p = np.sort(rng.uniform(-5, 5, k))
+        p = p[np.concatenate([[True], np.diff(p) > 0.05])]
+        s = rng.normal(size=p.size)
+        kind = i % 3  # 0: exact optimal representation; 1, 2: with cancelling pairs and unbalanced scales
+        eps = 10.0 ** rng.uniform(-3, 0)
+        a, w, b = [], [], []
+        for pk, sk in zip(p, s):
+            pieces = rng.dirichlet(np.ones(int(rng.integers(1, 4))))
+            for q in pieces:  # a balanced neuron with jump q * sk; left-facing with probability 1/2
+                wq = np.sqrt(q * abs(sk) / np.hypot(1.0, pk)) * rng.choice([-1.0, 1.0])
+                a.append(np.sign(sk) * np.sqrt(q * abs(sk) * np.hypot(1.0, pk)))
+                w.append(wq)
+                b.append(-wq * pk)
+            if kind:
+                z = eps * rng.normal(size=3) * [1.0, 1.0, 0.0]
+                z[2] = -z[1] * pk
+                a += [z[0], -z[0]]
+                w += [z[1], z[1]]
+                b += [z[2], z[2]]
+        a, w, b = np.array(a), np.array(w), np.array(b)
+        if kind:
+            t = np.exp(eps * rng.normal(size=a.size))
+            a, w, b = a / t, w * t, b * t
+        gap = np.min(np.diff(p), initial=1.0)
+        h = 0.25 * gap
+
+        def f(x):
+            return np.maximum(np.multiply.outer(x, w) + b, 0.0) @ a
+
+        jumps = (f(p + h) - f(p)) / h - (f(p) - f(p - h)) / h
+        for pen, norm in (("l2", 0.5 * np.sum(a**2 + w**2 + b**2)), ("free", 0.5 * np.sum(a**2 + w**2))):
+            rows.append({"network": i, "kinks": p.size, "neurons": a.size, "optimal_representation": kind == 0,
+                         "penalty": pen, "norm": norm, "formula": mn.kink_cost(p, jumps, pen)})
+    df = pd.DataFrame(rows)
+    df["excess"] = df.norm / df.formula - 1
+    return df
+
+
 def study_three_point(*, n_triples: int, device: Any = None, seed: int = 0) -> pd.DataFrame:
-    """Random triples (a third of them straddling 0 with ``x_1 x_2 < -1``, a third with ``x_2 x_3 < -1``):
-    the closed form of :func:`lib.minnorm1d.three_point` against the certified LP."""
+    """Random triples: a third drawn freely on ``[-4, 4]``, a third drawn with ``x_1 < 0 < x_2`` so that
+    ``x_1 x_2 < -1`` usually holds, a third likewise for ``x_2 x_3 < -1``; the ``case`` column is read off
+    the coordinates, not the drawing rule.  The closed form of :func:`lib.minnorm1d.three_point` against
+    the certified LP."""
     check_positive("n_triples", n_triples, integer=True)
     rng = np.random.default_rng([seed, 32])
     rows = []
@@ -397,6 +457,7 @@ def run_all(ctx) -> dict[str, Any]:
         "regularised": ctx.study("regularised", study_regularised, data=T["data"], lams=T["lams"],
                                  threshold=P["kink_rule"]["threshold"]),
         "cost_formula": ctx.study("cost_formula", study_cost_formula, **P["cost_formula"]),
+        "cost_networks": ctx.study("cost_networks", study_cost_networks, **P["cost_networks"]),
         "three_point": ctx.study("three_point", study_three_point, **P["three_point"]),
         "examples": ctx.study("examples", study_examples, **P["examples"]),
         "sparsity_map": ctx.study("sparsity_map", study_sparsity_map, **P["sparsity_map"]),
