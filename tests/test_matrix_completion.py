@@ -194,3 +194,22 @@ def test_bench_workload_runs():
     wl.batched_step()
     wl.loop_step()
     assert wl.runs == 3 and wl.flops_per_run_step > 0
+
+
+def test_mechanism_and_normalized_studies_small():
+    cpu = torch.device("cpu")
+    small = dict(n=8, rank=1, seeds=1, init_scale=1e-3, polar_iters=5)
+    mech = ch04.mechanism(**small, m=30, steps=20, log_every=10, lams=[1e-4, 1e-2], lr_adam=1e-2,
+                          lr_gd=1e-2, lr_plain=1.0, device=cpu, seed=0)
+    table = ch04.mechanism_table(mech, step=10)
+    assert set(table.index.get_level_values("optimizer")) == {"adam", "gd", "ngd"}
+    # plain GD: the unobserved entries move in proportion to lambda (they see the penalty only)
+    gd = table.loc["gd", "unobserved"]
+    assert gd.iloc[1] > 10 * gd.iloc[0]
+    nz = ch04.normalized(**small, m=30, lam=1e-3, lrs=[1e-2], steps=20, log_every=10, device=cpu, seed=0)
+    runs = nz["runs"]
+    assert sorted(runs.penalty) == ["none", "ratio"] and {"train", "test", "erank"} <= set(runs.columns)
+    assert runs.loc[runs.penalty == "none", "move_unobs"].max() == 0.0
+    with pytest.raises(ParameterError, match="lr_plain"):
+        ch04.mechanism(**small, m=30, steps=20, log_every=10, lams=[1e-3], lr_adam=1e-2, lr_gd=1e-2,
+                       lr_plain=0.0, device=cpu, seed=0)

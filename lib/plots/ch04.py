@@ -17,8 +17,8 @@ from .. import polar
 from ..style import COLORS
 
 DEPTH_COLOR = {1: COLORS["blue"], 2: COLORS["green"], 3: COLORS["red"]}
-OPT_STYLE = {"adam": "-", "gd": "--"}
-OPT_NAME = {"adam": "Adam", "gd": "GD"}
+OPT_STYLE = {"adam": "-", "gd": "--", "ngd": "-."}
+OPT_NAME = {"adam": "Adam", "gd": "GD", "ngd": "normalized GD"}
 
 
 def _label(depth: int, opt: str, lam: float) -> str:
@@ -119,7 +119,8 @@ def fig_singular_values(grid: dict, m: int, seed: int = 0,
 
 def fig_mechanism(mech: dict, lr: dict[str, float]) -> plt.Figure:
     """Mean movement ``|W_ij(t) - W_ij(0)|`` of the unobserved (left) and observed (right) entries in
-    the first steps, depth 1 + ratio penalty, Adam vs GD, for several penalty weights ``lambda``."""
+    the first steps, depth 1 + ratio penalty, Adam vs plain GD vs normalized GD, for several penalty
+    weights ``lambda``."""
     runs, h = mech["runs"], mech["hist"]
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), sharey=True)
     lams = sorted(runs.lam.unique())
@@ -127,7 +128,7 @@ def fig_mechanism(mech: dict, lr: dict[str, float]) -> plt.Figure:
     for ax, key, title in ((axes[0], "move_unobs", "unobserved entries"), (axes[1], "move_obs", "observed entries")):
         for (opt, lam), d in runs.groupby(["optimizer", "lam"], sort=True):
             y = h[key][:, d.index].mean(axis=1)
-            c = COLORS["blue"] if opt == "adam" else COLORS["red"]
+            c = {"adam": COLORS["blue"], "gd": COLORS["red"]}.get(opt, COLORS["purple"])
             ax.plot(h["steps"][1:], y[1:], OPT_STYLE[opt], color=c, alpha=shades.get(lam, 1.0),
                     label=fr"{OPT_NAME[opt]}, $\lambda$ = {lam:g}")
         t = h["steps"][1:]

@@ -7,12 +7,14 @@ optimizer family, see :mod:`lib.matrix_completion`):
   factor vs autograd through an exact SVD, the per-singular-value derivative, scale invariance,
   ``1 <= r <= sqrt(rank)``;
 - :func:`grid` -- depth 1-3 x {Adam, GD} x {no penalty, ratio penalty} x number of observations
-  x seeds;
+  x seeds (GD: plain at depth 1, globally normalised for the deep models);
 - :func:`baseline` -- minimum-nuclear-norm completion (cvxpy) of the same problems;
 - :func:`ablations` -- depth 1 + Adam at one number of observations: the nuclear penalty,
   ``beta1 = 0``, a penalty-weight sweep and a learning-rate sweep (one batch);
-- :func:`mechanism` -- the first steps of depth 1 + ratio under Adam and under GD, for several
-  penalty weights: how far the unobserved entries move.
+- :func:`mechanism` -- the first steps of depth 1 + ratio under Adam, plain GD and normalised GD,
+  for several penalty weights: how far the unobserved entries move;
+- :func:`normalized` -- depth 1 with and without the ratio penalty under normalised GD at two
+  learning rates: the penalty works without per-coordinate scaling once the step budget suffices.
 
 References: ``zhao2022combining`` (the penalty with Adam), ``arora2019implicit`` (deep matrix
 factorization), ``candes2009exact`` (nuclear-norm minimisation), ``roy2007effective``.
@@ -44,12 +46,14 @@ def params(profile: str) -> dict[str, Any]:
         return dict(
             grid=dict(**common, seeds=3, m=[300, 450, 600, 900, 1200], penalty_m=[450, 600, 900],
                       gd_penalty_m=[900], deep_m=[450, 600, 900], deep_adam_m=[600, 900],
-                      depths=[1, 2, 3], penalty_depths=[1], lam=1e-3, lr_adam=3e-3, lr_gd=3e-3),
+                      depths=[1, 2, 3], penalty_depths=[1], lam=1e-3, lr_adam=3e-3, lr_gd=3e-3, lr_plain=1.0),
             baseline=dict(n=n, rank=rank, seeds=3, m=[450, 600, 900]),
             ablations=dict(**common, seeds=2, m=900, lam=1e-3, lr=3e-3, lams=[1e-4, 1e-2],
                            lrs=[1e-2, 1e-1], nuclear_lams=[2e-5, 2e-4]),
             mechanism=dict(n=n, rank=rank, seeds=2, m=900, steps=300, log_every=10, init_scale=1e-3,
-                           polar_iters=15, lams=[1e-4, 1e-3, 1e-2], lr_adam=3e-3, lr_gd=3e-3),
+                           polar_iters=15, lams=[1e-4, 1e-3, 1e-2], lr_adam=3e-3, lr_gd=3e-3, lr_plain=1.0),
+            normalized=dict(n=n, rank=rank, seeds=3, m=900, lam=1e-3, lrs=[3e-3, 3e-2], steps=10_000,
+                            log_every=250, init_scale=1e-3, polar_iters=15),
             identities=dict(n=12, count=64),
             claims=dict(m_mid=600, m_hi=900, m_few=450),  # ~2x, ~3x and ~1.5x the dof (291)
         )
@@ -61,12 +65,14 @@ def params(profile: str) -> dict[str, Any]:
                   gd_penalty_m=[1000, 1500, 2000, 2500, 3000, 4000, 5000],
                   deep_m=[1000, 1500, 2000, 2500, 3000, 4000, 5000],
                   deep_adam_m=[1000, 1500, 2000, 2500, 3000, 4000, 5000], depths=[1, 2, 3],
-                  penalty_depths=[1, 2, 3], lam=1e-3, lr_adam=1e-3, lr_gd=1e-3),
+                  penalty_depths=[1, 2, 3], lam=1e-3, lr_adam=1e-3, lr_gd=1e-3, lr_plain=1.0),
         baseline=dict(n=n, rank=rank, seeds=5, m=[1000, 1500, 2000, 2500, 3000, 4000, 5000]),
         ablations=dict(**common, seeds=5, m=3000, lam=1e-3, lr=1e-3, lams=[1e-4, 3e-4, 3e-3, 1e-2],
                        lrs=[3e-3, 3e-2], nuclear_lams=[1e-5, 1e-4, 1e-3]),
         mechanism=dict(n=n, rank=rank, seeds=5, m=2000, steps=500, log_every=10, init_scale=1e-3,
-                       polar_iters=25, lams=[1e-4, 1e-3, 1e-2], lr_adam=1e-3, lr_gd=1e-3),
+                       polar_iters=25, lams=[1e-4, 1e-3, 1e-2], lr_adam=1e-3, lr_gd=1e-3, lr_plain=1.0),
+        normalized=dict(n=n, rank=rank, seeds=5, m=3000, lam=1e-3, lrs=[1e-3, 1e-2], steps=30_000,
+                        log_every=500, init_scale=1e-3, polar_iters=25),
         identities=dict(n=20, count=256),
         claims=dict(m_mid=2000, m_hi=3000, m_few=1500),  # ~2x, ~3x and ~1.5x the dof (975)
     )
@@ -209,13 +215,17 @@ def identities(*, n: int, count: int, device, seed: int) -> dict[str, float]:
 def grid(*, n: int, rank: int, seeds: int, m: list[int], penalty_m: list[int], gd_penalty_m: list[int],
          deep_m: list[int], deep_adam_m: list[int],
          depths: list[int], penalty_depths: list[int], lam: float, lr_adam: float, lr_gd: float,
-         steps: int, log_every: int, init_scale: float, polar_iters: int, device, seed: int) -> dict:
+         lr_plain: float, steps: int, log_every: int, init_scale: float, polar_iters: int, device,
+         seed: int) -> dict:
     """Depth x optimizer (Adam, GD) x penalty (off, ratio) x m x seed, one batch per (depth, optimizer).
 
     Penalty runs are restricted to ``penalty_depths`` and to ``penalty_m`` (Adam) or ``gd_penalty_m``
     (GD), and deep runs (depth > 1) to ``deep_m`` (GD) or ``deep_adam_m`` (Adam): the ``fast``
-    profile's budget; ``full`` runs everything. "GD" is the ``"ngd"``
-    optimizer: the gradient direction with one global RMS-normalised step size per run.
+    profile's budget; ``full`` runs everything. "GD" is plain gradient descent with the constant step
+    ``lr_plain`` at depth 1 (it fits the observed entries well within the budget) and, for deep
+    models, the ``"ngd"`` optimizer (the gradient direction with one global RMS-normalised step size
+    ``lr_gd`` per run, as in Arora et al.'s experiments), without which the small initialisation of
+    a deep product would not move in any realistic number of steps.
 
     Returns ``runs`` (one row per run with its final measurements), ``hist`` (logged histories,
     aligned with ``runs``), ``truth`` (per seed: effective rank, ratio and singular values of W*),
@@ -225,7 +235,8 @@ def grid(*, n: int, rank: int, seeds: int, m: list[int], penalty_m: list[int], g
     _check_m(m, n)
     for d in depths:
         check_positive("depths", d, integer=True)
-    for x, name in ((lam, "lam"), (lr_adam, "lr_adam"), (lr_gd, "lr_gd"), (init_scale, "init_scale")):
+    for x, name in ((lam, "lam"), (lr_adam, "lr_adam"), (lr_gd, "lr_gd"), (lr_plain, "lr_plain"),
+                    (init_scale, "init_scale")):
         check_positive(name, x)
     t0 = time.perf_counter()
     pb = _problems(n, rank, seeds, device, seed)
@@ -234,12 +245,13 @@ def grid(*, n: int, rank: int, seeds: int, m: list[int], penalty_m: list[int], g
     deep = np.where(runs.optimizer == "adam", runs.m.isin(deep_adam_m), runs.m.isin(deep_m))
     keep = ((runs.lam == 0) | (runs.depth.isin(penalty_depths) & pen_m)) & ((runs.depth == 1) | deep)
     runs = runs[keep].reset_index(drop=True)
-    runs["lr"] = np.where(runs.optimizer == "adam", lr_adam, lr_gd)
+    runs["lr"] = np.where(runs.optimizer == "adam", lr_adam, np.where(runs.depth == 1, lr_plain, lr_gd))
     runs["beta1"] = 0.9
     runs["penalty"] = np.where(runs.lam > 0, "ratio", "none")
     parts = []
     for k, ((depth, opt), rows) in enumerate(runs.groupby(["depth", "optimizer"], sort=True)):
-        res = _run_group(rows, pb, depth=int(depth), method="adam" if opt == "adam" else "ngd",
+        method = "adam" if opt == "adam" else ("gd" if depth == 1 else "ngd")
+        res = _run_group(rows, pb, depth=int(depth), method=method,
                          steps=steps, log_every=log_every, init_scale=init_scale,
                          polar_iters=polar_iters, device=device, gen_seed=1_000_003 * seed + 100 + k)
         parts.append((rows, res))
@@ -298,17 +310,21 @@ def ablations(*, n: int, rank: int, seeds: int, m: int, lam: float, lr: float, l
 
 
 def mechanism(*, n: int, rank: int, seeds: int, m: int, steps: int, log_every: int, init_scale: float,
-              polar_iters: int, lams: list[float], lr_adam: float, lr_gd: float, device, seed: int) -> dict:
-    """The first ``steps`` steps of depth 1 + ratio penalty under Adam and under GD, for each
-    penalty weight in ``lams``: mean movement of unobserved and observed entries over time."""
+              polar_iters: int, lams: list[float], lr_adam: float, lr_gd: float, lr_plain: float,
+              device, seed: int) -> dict:
+    """The first ``steps`` steps of depth 1 + ratio penalty under Adam (``lr_adam``), plain GD
+    (``lr_plain``) and the globally normalised GD (``"ngd"``, ``lr_gd``), for each penalty weight in
+    ``lams``: mean movement of unobserved and observed entries over time."""
     _check(n, rank, seeds, steps, log_every)
     _check_m([m], n)
+    for x, name in ((lr_adam, "lr_adam"), (lr_gd, "lr_gd"), (lr_plain, "lr_plain")):
+        check_positive(name, x)
     pb = _problems(n, rank, seeds, device, seed)
     parts = []
-    for k, (opt, lr) in enumerate((("adam", lr_adam), ("gd", lr_gd))):
+    for k, (opt, lr) in enumerate((("adam", lr_adam), ("gd", lr_plain), ("ngd", lr_gd))):
         rows = engine.grid(optimizer=[opt], lam=lams, seed=range(seeds))
         rows["m"], rows["lr"], rows["beta1"], rows["penalty"] = m, lr, 0.9, "ratio"
-        res = _run_group(rows, pb, depth=1, method="adam" if opt == "adam" else "ngd", steps=steps,
+        res = _run_group(rows, pb, depth=1, method=opt, steps=steps,
                          log_every=log_every, init_scale=init_scale, polar_iters=polar_iters,
                          device=device, gen_seed=1_000_003 * seed + 300 + k)
         parts.append((rows, res))
@@ -316,12 +332,32 @@ def mechanism(*, n: int, rank: int, seeds: int, m: int, steps: int, log_every: i
     return dict(runs=runs, hist=_stack_histories(parts))
 
 
+def normalized(*, n: int, rank: int, seeds: int, m: int, lam: float, lrs: list[float], steps: int,
+               log_every: int, init_scale: float, polar_iters: int, device, seed: int) -> dict:
+    """Depth 1 + ratio penalty under the globally normalised GD (``"ngd"``) at the learning rates
+    ``lrs``, with and without the penalty, at ``m`` observations: does the penalty need Adam, or only
+    a step whose size does not scale with the gradient? (The book's question; the grid's GD at
+    depth 1 is plain GD.)"""
+    _check(n, rank, seeds, steps, log_every)
+    _check_m([m], n)
+    for x in [lam, *lrs]:
+        check_positive("lam/lrs", x)
+    pb = _problems(n, rank, seeds, device, seed)
+    runs = engine.grid(lr=lrs, penalty=["ratio", "none"], seed=range(seeds))
+    runs["m"], runs["beta1"] = m, 0.9
+    runs["lam"] = np.where(runs.penalty == "ratio", lam, 0.0)
+    res = _run_group(runs, pb, depth=1, method="ngd", steps=steps, log_every=log_every,
+                     init_scale=init_scale, polar_iters=polar_iters, device=device,
+                     gen_seed=1_000_003 * seed + 400)
+    return dict(runs=_measure(runs, res, rank + 2), hist=_stack_histories([(runs, res)]))
+
+
 def run_all(ctx) -> dict[str, Any]:
     """Run every study of the chapter through ``ctx.study`` (cached)."""
     p = params(ctx.profile)
     return {name: ctx.study(name, fn, **p[name]) for name, fn in
             (("identities", identities), ("grid", grid), ("baseline", baseline),
-             ("ablations", ablations), ("mechanism", mechanism))}
+             ("ablations", ablations), ("mechanism", mechanism), ("normalized", normalized))}
 
 
 # -- benchmark ------------------------------------------------------------------------------------
