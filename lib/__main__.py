@@ -4,6 +4,7 @@
     python -m lib run ch01 [ch02 ...] [--profile full] [--device cuda]  # execute chapters (papermill)
     python -m lib study ch01 [--profile full] [--device cuda]           # a chapter's studies, no Jupyter
     python -m lib claims [--profile fast]                                # the claims of executed chapters
+    python -m lib archive [--profile full]                               # keep run records in records/
     python -m lib bench [ch01 ...] [--device cpu] [--runs 256]           # batched vs per-run loop
     python -m lib list                                                   # the chapters
     python -m lib notebooks [--check]                                    # .ipynb twins for Binder/Colab
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 
     c = sub.add_parser("claims", help="print the claims of the executed chapters")
     c.add_argument("--profile", default="fast", choices=PROFILES)
+
+    a = sub.add_parser("archive", help="copy execution and claim records into records/<profile>/ (listed by the book)")
+    a.add_argument("--profile", default="full", choices=PROFILES)
+    a.add_argument("chapters", nargs="*")
 
     sub.add_parser("list", help="list the chapters")
 
@@ -147,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.save:
             bench.write(rows, args.save)
         print(f"wrote {len(rows)} rows under _build/bench/" + (f" and {args.save}" if args.save else ""))
+        return 0
+    if args.cmd == "archive":
+        written = runner.archive(args.profile, args.chapters or None)
+        for w in written:
+            print(w)
+        print(f"archived {len(written)} records of the {args.profile} profile under records/{args.profile}/")
         return 0
     if args.cmd == "claims":
         for data in runner.claims_summary(args.profile):

@@ -119,6 +119,20 @@ def _ipc_kernel_manager():
         def _default_transport(self) -> str:
             return "ipc" if os.name == "posix" else "tcp"
 
+        @default("ip")
+        def _default_ip(self) -> str:
+            # the sockets' path prefix: in Jupyter's runtime folder, never in the chapter's folder
+            # (jupyter_client's default is a relative "kernel-ipc", i.e. the kernel's cwd, book/)
+            if self.transport != "ipc":
+                return "127.0.0.1"
+            import uuid
+
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            rt = jupyter_runtime_dir()
+            os.makedirs(rt, exist_ok=True)
+            return os.path.join(rt, f"ib-kernel-{uuid.uuid4().hex[:12]}-ipc")
+
     return IPCKernelManager
 
 
@@ -357,6 +371,55 @@ def runs_markdown(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+RECORDS_DIR = "records"
+
+
+def archive(profile: str, names: list[str] | None = None) -> list[Path]:
+    """Copy the execution records (``<stem>.run.json``) and claim records (``<stem>.claims.json``) of
+    ``profile`` from ``_build/executed/<profile>/`` into ``records/<profile>/``, to be committed: the
+    reproducibility appendix lists them, so that a book built at the ``fast`` profile still shows
+    when, where and with which outcome each chapter last ran at the other profile."""
+    check_choice("profile", profile, PROFILES)
+    src = paths.executed_dir(profile)
+    out = []
+    for stem in resolve(names):
+        rec = src / f"{stem}.run.json"
+        if not rec.exists():
+            continue
+        for suffix in (".run.json", ".claims.json"):
+            f = src / f"{stem}{suffix}"
+            if f.exists():
+                dst = paths.root() / RECORDS_DIR / profile / f.name
+                paths.atomic_write_text(dst, f.read_text())
+                out.append(dst)
+    return out
+
+
+def recorded_markdown(profile: str = "full") -> str:
+    """The appendix's table of the archived executions of ``profile`` (see :func:`archive`)."""
+    d = paths.root() / RECORDS_DIR / profile
+    recs = [json.loads(f.read_text()) for f in sorted(d.glob("*.run.json"))] if d.exists() else []
+    known = {stem: i for i, stem in enumerate(chapters())}
+    recs = sorted((r for r in recs if r.get("chapter") in known), key=lambda r: known[r["chapter"]])
+    missing = [stem for stem in known if stem not in {r["chapter"] for r in recs}]
+    if not recs:
+        return f"No `{profile}` execution is recorded with this version of the book.\n"
+    lines = [
+        "| chapter | device | commit | code version | started | wall time | claims |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in recs:
+        lines.append(
+            f"| {{doc}}`{r['chapter']} <{r['chapter']}>` | {r['device_name']} | `{r['commit']}` | "
+            f"`{r.get('code_version', '')}` | {r['started_utc']} | {r['wall_s']:.0f} s | "
+            f"{r['n_passed']}/{r['n_claims']} |"
+        )
+    if missing:
+        lines.append("")
+        lines.append("Not yet executed at this profile: " + ", ".join(f"{{doc}}`{m} <{m}>`" for m in missing) + ".")
+    return "\n".join(lines) + "\n"
+
+
 def status_markdown(runs: list[dict[str, Any]]) -> str:
     """The intro's table: each paper, its chapter, and the state of its claims in this build."""
     from .papers import PAPERS
@@ -402,8 +465,8 @@ def stage(profile: str, executions: list[Execution]) -> Path:
             continue
         if f.is_file() and f.suffix == ".ipynb" and f.with_suffix(".md").exists():
             continue  # a launch twin (lib.launch): the site renders the executed notebook or the source
-        if f.name.startswith(".") or f.name == "_generated":
-            continue
+        if f.name.startswith(".") or f.name == "_generated" or not (f.is_file() or f.is_dir()):
+            continue  # hidden files, generated pages, sockets and other special files
         (shutil.copytree if f.is_dir() else shutil.copy)(f, site / BOOK_DIR / f.name)
     extra_dir = site / "_extra"
     (extra_dir / "figures").mkdir(parents=True)
@@ -422,6 +485,7 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     gen = site / BOOK_DIR / "_generated"
     (gen / "claims.md").write_text(claims_markdown(runs, claim_sets))
     (gen / "runs.md").write_text(runs_markdown(runs))
+    (gen / "recorded-full.md").write_text(recorded_markdown("full"))
     (gen / "status.md").write_text(status_markdown(runs))
     from . import bench
 

@@ -39,3 +39,34 @@ def test_claims_markdown_lists_every_claim_with_numbers():
 def test_execute_rejects_bad_profile():
     with pytest.raises(ValueError, match="invalid profile"):
         runner.execute(runner.chapters()[0], profile="huge")
+
+
+def test_archive_and_recorded_markdown(tmp_path, monkeypatch):
+    """`python -m lib archive` copies run and claim records into records/<profile>/, and the appendix
+    table lists them in reading order and names the chapters never run at that profile."""
+    import json
+    import shutil
+
+    from lib import paths, runner
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(paths.root() / name, root / name)
+    shutil.copytree(paths.root() / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb", "_generated"))
+    (root / "lib").mkdir()
+    monkeypatch.setenv("IB_ROOT", str(root))
+    monkeypatch.setenv("IB_BUILD", str(root / "_build"))
+    stems = runner.chapters()
+    assert runner.recorded_markdown("full").startswith("No `full` execution")
+    ex = paths.executed_dir("full")
+    ex.mkdir(parents=True)
+    rec = dict(chapter=stems[1], profile="full", device_name="cpu (2 cores)", commit="abc123", code_version="f00",
+               started_utc="2026-11-23 18:00 UTC", wall_s=12.3, n_claims=3, n_passed=3)
+    (ex / f"{stems[1]}.run.json").write_text(json.dumps(rec))
+    (ex / f"{stems[1]}.claims.json").write_text("{}")
+    written = runner.archive("full")
+    assert sorted(p.name for p in written) == sorted([f"{stems[1]}.run.json", f"{stems[1]}.claims.json"])
+    md = runner.recorded_markdown("full")
+    assert f"{{doc}}`{stems[1]} <{stems[1]}>`" in md and "| 3/3 |" in md and "`abc123`" in md
+    assert "Not yet executed at this profile" in md and stems[0] in md.split("Not yet executed")[1]
