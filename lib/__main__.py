@@ -111,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         for stem in runner.resolve(args.chapters):
             mod = importlib.import_module(f"lib.studies.ch{stem.split('-')[0]}")
             ctx = start(stem, args.profile, args.device, args.seed, record=False)
+            ctx.skip_missing_modules = True
             t0 = time.perf_counter()
             mod.run_all(ctx)
             print(f"{stem}: studies done in {time.perf_counter() - t0:.1f} s on {ctx.device}")
             for s_ in ctx.studies_run:
-                print(f"  {s_['study']}: {'cached' if s_['cached'] else 'computed'} ({s_['wall_s']} s)")
+                state = (f"skipped: needs {s_['missing']}, the book build computes it" if s_.get("skipped")
+                         else "cached" if s_["cached"] else "computed")
+                print(f"  {s_['study']}: {state} ({s_['wall_s']} s)")
         return 0
     if args.cmd == "notebooks":
         from . import launch

@@ -54,6 +54,15 @@ class CacheMiss(LookupError):
     """A result that must come from the cache (replaying another machine's run) is not there."""
 
 
+class NeedsHost(CacheMiss):
+    """The study could not run on the replayed device's machine (a module it needs, e.g. cvxpy, is
+    not installed there); the machine rendering the book computes it instead."""
+
+    def __init__(self, message: str, missing: str):
+        super().__init__(message)
+        self.missing = missing
+
+
 @dataclasses.dataclass
 class Entry:
     value: Any
@@ -71,14 +80,20 @@ def cached(
     meta: dict[str, Any] | None = None,
     directory: Path | None = None,
     require_hit: bool = False,
+    skip_missing_modules: bool = False,
 ) -> Entry:
     """Return the cached result of ``fn()`` for these parameters, computing and storing it if needed.
 
     ``require_hit`` (replaying results computed on another device) raises :class:`CacheMiss` instead
-    of computing. Next to each ``.pkl`` entry a small ``.json`` file records how it was made.
+    of computing, or :class:`NeedsHost` when the other machine recorded that it could not run the
+    study. ``skip_missing_modules`` (``python -m lib study`` on a machine without an optional module)
+    records such a study as skipped (a ``.needs`` file next to where the entry would be) and returns
+    an entry whose value is ``None``. Next to each ``.pkl`` entry a small ``.json`` file records how
+    it was made.
     """
     k = key(study, params, device)
     path = Path(directory or paths.cache_dir() / chapter) / f"{study}-{k}.pkl"
+    needs = path.with_suffix(".needs")
     if (enabled() or require_hit) and path.exists():
         try:
             with open(path, "rb") as fh:
@@ -86,6 +101,12 @@ def cached(
             return Entry(stored["value"], stored["meta"], hit=True)
         except (OSError, EOFError, pickle.UnpicklingError, KeyError):
             path.unlink(missing_ok=True)
+    if require_hit and needs.exists():
+        missing = json.loads(needs.read_text()).get("missing", "?")
+        raise NeedsHost(
+            f"study {study!r} of {chapter} was skipped on the {device} machine (it needs {missing!r}, "
+            "not installed there)", missing
+        )
     if require_hit:
         raise CacheMiss(
             f"no cached {device} result of study {study!r} of {chapter} for these parameters and this "
@@ -93,7 +114,14 @@ def cached(
             "same profile) on a machine with that device and copy its _build/cache folder here"
         )
     t0 = time.perf_counter()
-    value = fn()
+    try:
+        value = fn()
+    except ModuleNotFoundError as exc:
+        if not skip_missing_modules:
+            raise
+        record = {"study": study, "key": k, "device": device, "missing": exc.name, "commit": provenance.git_commit()}
+        paths.atomic_write_json(needs, record)
+        return Entry(None, {**(meta or {}), **record, "skipped": True, "wall_s": 0.0}, hit=False)
     info = {
         **(meta or {}),
         "study": study,

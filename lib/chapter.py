@@ -138,16 +138,24 @@ class Chapter:
         figures.save(fig, self.stem, fig_id, caption=caption, alt=alt, meta=meta)
 
     def study(self, name: str, fn: Callable[..., Any], /, **params: Any) -> Any:
-        """Run ``fn(**params, device=..., seed=...)`` through the study cache and return its result."""
-        entry = cache.cached(
-            self.stem,
-            name,
-            lambda: fn(**params, device=self.device, seed=self.seed),
+        """Run ``fn(**params, device=..., seed=...)`` through the study cache and return its result.
+
+        Replaying another device's results, a study that machine skipped for lack of a module (see
+        :func:`lib.cache.cached`) is computed here, on this machine's device, and says so."""
+        kw = dict(
             params={**params, "seed": self.seed, "profile": self.profile},
-            device=self.study_device,
             meta={"profile": self.profile, "device_name": provenance.device_description(self.device)},
-            require_hit=self.replay,
         )
+
+        def run() -> Any:
+            return fn(**params, device=self.device, seed=self.seed)
+
+        try:
+            entry = cache.cached(self.stem, name, run, device=self.study_device, require_hit=self.replay,
+                                 skip_missing_modules=self.skip_missing_modules, **kw)
+        except cache.NeedsHost as exc:
+            print(f"{name}: {exc}; computing it here on {self.device.type}")
+            entry = cache.cached(self.stem, name, run, device=self.device.type, **kw)
         self.studies_run.append({"study": name, "cached": entry.hit, **entry.meta})
         if self.record:  # the run record says where each study's numbers were computed
             self.claims.meta["studies"] = [
@@ -156,6 +164,10 @@ class Chapter:
             ]
             self.claims._write()
         return entry.value
+
+    #: set by ``python -m lib study``: a study needing a module this machine lacks is recorded as
+    #: skipped (to be computed by the machine that renders the book) instead of failing the run
+    skip_missing_modules: bool = False
 
     @property
     def replay(self) -> bool:

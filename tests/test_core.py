@@ -316,6 +316,35 @@ def test_gpu_results_replay_on_a_cpu_machine(tmp_build):
         chapter.start("98-other", "full", "cuda", 0)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="replay is for machines without a GPU")
+def test_a_study_skipped_on_the_gpu_machine_is_computed_where_the_book_is_built(tmp_build):
+    """`lib study --device cuda` on a machine without cvxpy records the cvxpy study as skipped; the
+    CPU build that replays the GPU results computes that study itself (and only that one)."""
+
+    def torch_study(*, n, device, seed):
+        return n
+
+    def solver_study(*, n, device, seed):
+        raise ModuleNotFoundError("No module named 'cvxpy'", name="cvxpy")
+
+    params = {"n": 2, "seed": 0, "profile": "full"}
+    # the GPU machine: the torch study is cached, the solver study is recorded as skipped
+    cache.cached("99-test", "t", lambda: 2, params=params, device="cuda", meta={"profile": "full", "device_name": "cuda (H100)"})
+    skipped = cache.cached("99-test", "c", lambda: solver_study(n=2, device="cuda", seed=0), params=params,
+                           device="cuda", skip_missing_modules=True)
+    assert skipped.value is None and skipped.meta["skipped"] and skipped.meta["missing"] == "cvxpy"
+    with pytest.raises(ModuleNotFoundError):  # without the flag a missing module still fails the run
+        cache.cached("99-test", "c2", lambda: solver_study(n=2, device="cuda", seed=0), params=params, device="cuda")
+    with pytest.raises(cache.NeedsHost, match="cvxpy"):
+        cache.cached("99-test", "c", lambda: 0, params=params, device="cuda", require_hit=True)
+    # the CPU build: replays the torch study, computes the skipped one on the CPU
+    ctx = chapter.start("99-test", "full", "cuda", 0)
+    assert ctx.replay
+    assert ctx.study("t", torch_study, n=2) == 2
+    assert ctx.study("c", lambda *, n, device, seed: f"{n} on {device}", n=2) == "2 on cpu"
+    assert [s["device"] for s in ctx.studies_run] == ["cuda", "cpu"]
+
+
 def test_a_chapter_run_starts_with_no_stale_figures(tmp_build):
     stale = tmp_build / "figures" / "99-test" / "old.png"
     stale.parent.mkdir(parents=True)
