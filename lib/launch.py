@@ -115,36 +115,36 @@ def twin_path(stem: str) -> Path:
     return paths.root() / "book" / f"{stem}.ipynb"
 
 
-def write_twins() -> list[Path]:
-    """Write (or refresh) the twin of every chapter; remove them all when no URL is configured."""
+def _expected() -> dict[Path, str | None]:
+    """Each chapter's twin path and the text it must have (``None``: no twin, as no URL is set)."""
     from . import runner
 
     url, branch = repository()
+    return {twin_path(stem): _text(twin(stem, url, branch)) if url else None for stem in runner.chapters()}
+
+
+def write_twins() -> list[Path]:
+    """Write (or refresh) the twin of every chapter; remove them all when no URL is configured."""
     out = []
-    for stem in runner.chapters():
-        p = twin_path(stem)
-        if not url:
+    for p, text in _expected().items():
+        if text is None:
             p.unlink(missing_ok=True)
-            continue
-        paths.atomic_write_text(p, _text(twin(stem, url, branch)))
-        out.append(p)
+        else:
+            paths.atomic_write_text(p, text)
+            out.append(p)
     return out
 
 
 def check_twins() -> list[str]:
     """Problems with the twins (empty when they match the sources and the configuration)."""
-    from . import runner
-
-    url, branch = repository()
     problems = []
-    for stem in runner.chapters():
-        p = twin_path(stem)
-        if not url:
+    for p, text in _expected().items():
+        stem = p.stem
+        if text is None:
             if p.exists():
                 problems.append(f"{p.name}: a twin without a repository URL (remove it, or set repository.url)")
-            continue
-        if not p.exists():
+        elif not p.exists():
             problems.append(f"{p.name}: missing (run `python -m lib notebooks`)")
-        elif p.read_text() != _text(twin(stem, url, branch)):
+        elif p.read_text() != text:
             problems.append(f"{p.name}: out of date with {stem}.md (run `python -m lib notebooks`)")
     return problems
