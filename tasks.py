@@ -3,10 +3,12 @@
 
     python3 tasks.py book     # build the whole book (fast profile) into _build/html
     python3 tasks.py test     # run the whole test suite
+    python3 tasks.py lab      # JupyterLab: open a chapter (book/*.md) as a notebook and rerun it
 
 On first use it creates a virtual environment in ``.venv`` and installs the project
 (``pip install -e .[test,cluster]``) with the CPU build of PyTorch. Extra arguments are passed
 on: ``python3 tasks.py book --profile full --device cuda`` or ``python3 tasks.py test -k ch01``.
+``lab`` installs the optional ``lab`` extra (JupyterLab, Jupytext) on first use.
 
 Environment variables: ``IB_VENV`` (where the environment lives, default ``.venv``),
 ``IB_TORCH`` (the torch requirement installed first, default ``torch==2.13.0``; set it to
@@ -74,8 +76,31 @@ def ensure_chromium() -> None:
         print("note: chromium is not installed; the browser test will be skipped.", flush=True)
 
 
+#: JupyterLab opens the chapters' MyST sources as notebooks (Jupytext's viewer) on a double click
+LAB_SETTINGS = {"@jupyterlab/docmanager-extension:plugin": {
+    "defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}
+
+
+def lab(py: Path, rest: list[str], env: dict[str, str]) -> int:
+    """JupyterLab in the project's environment, with Jupytext's contents manager (``book/*.md`` are
+    notebooks) and the environment's own kernel (which imports ``lib``)."""
+    import json
+
+    have = subprocess.run([str(py), "-c", "import jupyterlab, jupytext, jupyter_server"], capture_output=True)
+    if have.returncode != 0:
+        print("Installing JupyterLab (the optional 'lab' extra; first use only) ...", flush=True)
+        _run(py, "-m", "pip", "install", "--quiet", "-e", ".[lab]", cwd=ROOT)
+    settings = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps(LAB_SETTINGS, indent=2) + "\n")
+    cmd = [str(py), "-m", "jupyter", "lab", f"--ServerApp.root_dir={ROOT}",
+           "--ServerApp.contents_manager_class=jupytext.TextFileContentsManager", *rest]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"book", "test", "env"}:
+    if not argv or argv[0] not in {"book", "test", "env", "lab"}:
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -85,6 +110,8 @@ def main(argv: list[str]) -> int:
         return 0
     if what == "book":
         return subprocess.run([str(py), "-m", "lib", "build", *rest], cwd=ROOT, env=env).returncode
+    if what == "lab":
+        return lab(py, rest, env)
     ensure_chromium()
     return subprocess.run([str(py), "-m", "pytest", *rest], cwd=ROOT, env=env).returncode
 

@@ -1,6 +1,6 @@
 """Command line: ``python -m lib <command>``.
 
-    python -m lib build [--profile fast|full] [--device auto|cpu|cuda]   # execute all, render the book
+    python -m lib build [--profile fast|full] [--device auto|cpu|cuda] [--jobs N]  # execute all, render
     python -m lib run ch01 [ch02 ...] [--profile full] [--device cuda]  # execute chapters (papermill)
     python -m lib study ch01 [--profile full] [--device cuda]           # a chapter's studies, no Jupyter
     python -m lib claims [--profile fast]                                # the claims of executed chapters
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     _common(b)
     b.add_argument("--force", action="store_true", help="re-execute even if an execution is up to date")
     b.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    b.add_argument("--jobs", type=int, default=None,
+                   help="chapters executed at once, each in its own process (default: one per CPU core)")
     b.add_argument("chapters", nargs="*", help="a subset of chapters (default: all)")
 
     r = sub.add_parser("run", help="execute chapters with papermill into _build/executed/<profile>/")
@@ -87,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             print(stem)
         return 0
     if args.cmd == "build":
-        runner.build(args.profile, args.device, args.seed, names=args.chapters, force=args.force, strict=not args.no_strict)
+        if args.jobs is not None and args.jobs < 1:
+            ap.error(f"invalid --jobs={args.jobs}: must be a positive integer")
+        runner.build(args.profile, args.device, args.seed, names=args.chapters, force=args.force,
+                     strict=not args.no_strict, jobs=args.jobs)
         return 0
     if args.cmd == "run":
         stems = runner.resolve(args.chapters)

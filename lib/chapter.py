@@ -71,6 +71,16 @@ def _replayable(stem: str, profile: str, device: str) -> bool:
     )
 
 
+def _table_format() -> None:
+    """Tables print floats as claims do (:func:`lib.claims.fmt_value`): solver residuals below the
+    noise floor as a bound, so that a rerun with other threads or BLAS prints the same table."""
+    try:
+        import pandas as pd
+    except ModuleNotFoundError:  # pandas is a dependency; plain-Python callers may still lack it
+        return
+    pd.set_option("display.float_format", claims.fmt_value)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -208,5 +218,6 @@ def start(
     torch.set_num_threads(max(1, n))
     seed_everything(int(seed))
     style.apply()
+    _table_format()
     return Chapter(stem=stem, profile=profile, device=dev, seed=int(seed), params=dict(params or {}),
                    record=record, study_device=study_device)

@@ -14,8 +14,10 @@ need two things that a private checkout does not have:
    ``python -m lib notebooks --check`` (run by the test suite) fails when a twin is missing, stale,
    or present without a repository URL.
 
-The links themselves are sphinx-book-theme's launch buttons (the rocket menu of each chapter page),
-configured under ``launch_buttons`` in ``_config.yml``: Binder opens
+The links themselves are sphinx-book-theme's launch buttons (the rocket menu of each chapter page).
+Their configuration (:func:`site_config`: ``repository`` and ``launch_buttons``) reaches the staged
+``_config.yml`` of a build *only when a URL is set*: sphinx-book-theme cannot parse an empty
+repository URL and stops the build. Binder opens
 ``<binderhub>/v2/gh/ORG/REPO/<branch>?urlpath=lab/tree/book/<stem>.ipynb`` and Colab
 ``<colab>/github/ORG/REPO/blob/<branch>/book/<stem>.ipynb``. :func:`links` builds the same two URLs
 for the run banner and for the tests.
@@ -32,6 +34,10 @@ from . import paths
 
 #: the tag of the twin's first cell (installs ``lib`` where it is missing)
 SETUP_TAG = "launch-setup"
+#: the services the launch buttons open (sphinx-book-theme's ``launch_buttons``)
+BINDERHUB_URL = "https://mybinder.org"
+COLAB_URL = "https://colab.research.google.com"
+NOTEBOOK_INTERFACE = "jupyterlab"
 _GITHUB = re.compile(r"^https://github\.com/(?P<org>[\w.-]+)/(?P<repo>[\w.-]+?)(?:\.git)?/?$")
 
 
@@ -67,14 +73,28 @@ def links(stem: str, url: str | None = None, branch: str | None = None) -> dict[
     if not m:
         raise ValueError(f"invalid repository url {url!r}: expected https://github.com/ORG/REPO")
     org, repo = m["org"], m["repo"]
-    buttons = _config().get("launch_buttons") or {}
-    binder = (buttons.get("binderhub_url") or "https://mybinder.org").rstrip("/")
-    colab = (buttons.get("colab_url") or "https://colab.research.google.com").rstrip("/")
-    ui = {"classic": "tree", "jupyterlab": "lab/tree"}[buttons.get("notebook_interface", "classic")]
+    ui = {"classic": "tree", "jupyterlab": "lab/tree"}[NOTEBOOK_INTERFACE]
     path = f"book/{stem}.ipynb"
     return {
-        "binder": f"{binder}/v2/gh/{org}/{repo}/{branch}?urlpath={ui}/{path}",
-        "colab": f"{colab}/github/{org}/{repo}/blob/{branch}/{path}",
+        "binder": f"{BINDERHUB_URL}/v2/gh/{org}/{repo}/{branch}?urlpath={ui}/{path}",
+        "colab": f"{COLAB_URL}/github/{org}/{repo}/blob/{branch}/{path}",
+    }
+
+
+def site_config(url: str, branch: str) -> dict[str, Any]:
+    """The ``_config.yml`` entries of the launch buttons for repository ``url`` (none without one).
+
+    Without a URL the staged configuration names neither the repository nor the services, so
+    sphinx-book-theme renders no buttons (and does not fail on an empty URL)."""
+    if not url:
+        return {}
+    return {
+        "repository": {"url": url, "branch": branch, "path_to_book": ""},
+        "launch_buttons": {
+            "binderhub_url": BINDERHUB_URL,
+            "colab_url": COLAB_URL,
+            "notebook_interface": NOTEBOOK_INTERFACE,
+        },
     }
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from . import claims as claims_mod
 from . import paths, provenance
-from .chapter import DEVICES, PROFILES, check_choice
+from .chapter import DEVICES, PROFILES, ParameterError, check_choice
 
 BOOK_DIR = "book"
 
@@ -100,12 +100,47 @@ class Execution:
     reused: bool
 
 
-def _key(stem: str, parameters: dict[str, Any]) -> str:
+def thread_setting() -> str:
+    """The torch thread count a chapter run is asked for: ``$IB_THREADS``, or the chapter's own
+    choice (:func:`lib.chapter.start`). Part of an execution's key: it can change the last digits."""
+    return os.environ.get("IB_THREADS", "").strip() or "chapter default"
+
+
+def _key(stem: str, parameters: dict[str, Any], threads: str) -> str:
     h = hashlib.sha256()
     h.update((paths.root() / BOOK_DIR / f"{stem}.md").read_bytes())
     h.update(json.dumps(parameters, sort_keys=True).encode())
     h.update(provenance.code_version().encode())
+    h.update(f"threads={threads}".encode())
     return h.hexdigest()[:20]
+
+
+def up_to_date(stem: str, profile: str = "fast", device: str = "auto", seed: int = 0) -> Execution | None:
+    """The stored execution of ``stem`` if its key (source, parameters, code, threads) still matches."""
+    parameters = {"profile": profile, "device": device, "seed": int(seed)}
+    out_dir = paths.executed_dir(profile)
+    nb_out, rec_path = out_dir / f"{stem}.ipynb", out_dir / f"{stem}.run.json"
+    if not (nb_out.exists() and rec_path.exists()):
+        return None
+    try:
+        rec = json.loads(rec_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"note: unreadable run record {rec_path} ({exc}); executing {stem} again", file=sys.stderr)
+        return None
+    if rec.get("key") == _key(stem, parameters, thread_setting()) and rec.get("ok"):
+        return Execution(stem, profile, nb_out, rec, reused=True)
+    return None
+
+
+def _just_executed(stem: str, profile: str) -> Execution | None:
+    """The execution a ``python -m lib run`` process has just written (its own key, its own code)."""
+    out_dir = paths.executed_dir(profile)
+    nb_out, rec_path = out_dir / f"{stem}.ipynb", out_dir / f"{stem}.run.json"
+    try:
+        rec = json.loads(rec_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return Execution(stem, profile, nb_out, rec, reused=False) if rec.get("ok") and nb_out.exists() else None
 
 
 def _ipc_kernel_manager():
@@ -156,11 +191,10 @@ def execute(
     out_dir = paths.executed_dir(profile)
     nb_out = out_dir / f"{stem}.ipynb"
     rec_path = out_dir / f"{stem}.run.json"
-    key = _key(stem, parameters)
-    if not force and nb_out.exists() and rec_path.exists():
-        rec = json.loads(rec_path.read_text())
-        if rec.get("key") == key and rec.get("ok"):
-            return Execution(stem, profile, nb_out, rec, reused=True)
+    threads = thread_setting()
+    key = _key(stem, parameters, threads)
+    if not force and (done := up_to_date(stem, profile, device, seed)) is not None:
+        return done
 
     src = paths.root() / BOOK_DIR / f"{stem}.md"
     nb = jupytext.read(src)
@@ -210,6 +244,7 @@ def execute(
             "device": claims.get("device", "unknown"),
             "device_name": claims.get("device_name", "unknown"),
             "seed": int(seed),
+            "threads": threads,
             "commit": provenance.git_commit(),
             "code_version": provenance.code_version(),
             "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
@@ -223,6 +258,86 @@ def execute(
         paths.atomic_write_json(rec_path, record)
     (out_dir / f"{stem}.failed.ipynb").unlink(missing_ok=True)
     return Execution(stem, profile, nb_out, record, reused=False)
+
+
+# -- executing several chapters, each in its own process ---------------------------------------------
+def default_jobs() -> int:
+    """Chapters executed at once: one per CPU core (each chapter runs one torch thread)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def run_in_subprocess(
+    stem: str, profile: str = "fast", device: str = "auto", seed: int = 0, *,
+    force: bool = False, env: dict[str, str] | None = None, log: Path | None = None,
+) -> tuple[int, str]:
+    """``python -m lib run <stem>`` in a fresh process: ``(exit code, its output)``, the output also
+    written to ``log`` when given. The chapter tests and :func:`execute_all` share this path."""
+    cmd = [sys.executable, "-m", "lib", "run", stem, "--profile", profile, "--device", device,
+           "--seed", str(int(seed))] + (["--force"] if force else [])
+    full_env = dict(os.environ if env is None else env)
+    full_env.setdefault("IB_ROOT", str(paths.root()))
+    r = subprocess.run(cmd, cwd=paths.root(), env=full_env, capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    if log is not None:
+        paths.atomic_write_text(log, out)
+    return r.returncode, out
+
+
+def execute_all(
+    stems: list[str], profile: str = "fast", device: str = "auto", seed: int = 0, *,
+    jobs: int | None = None, force: bool = False,
+) -> list[Execution]:
+    """Execute chapters ``jobs`` at a time (default: one per core), each in its own process with one
+    torch thread unless ``$IB_THREADS`` says otherwise; up-to-date executions are reused without
+    starting a process. One progress line when a chapter starts and one when it ends."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    check_choice("profile", profile, PROFILES)
+    check_choice("device", device, DEVICES)
+    jobs = default_jobs() if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ParameterError(f"invalid jobs={jobs!r}: must be a positive integer")
+    if not os.environ.get("IB_THREADS"):
+        # several chapters at once on a few cores: more threads than cores runs many times slower
+        os.environ["IB_THREADS"] = "1"
+    results: dict[str, Execution] = {}
+    todo = []
+    for stem in stems:
+        done = None if force else up_to_date(stem, profile, device, seed)
+        if done is not None:
+            print(f"  {stem}: up to date ({done.record['n_passed']}/{done.record['n_claims']} claims pass)", flush=True)
+            results[stem] = done
+        else:
+            todo.append(stem)
+    lock = threading.Lock()
+    t_all = time.perf_counter()
+    failures: list[str] = []
+
+    def one(stem: str) -> None:
+        t0 = time.perf_counter()
+        with lock:
+            print(f"  {stem}: started ({profile}, device {device}, {os.environ['IB_THREADS']} torch thread(s)) "
+                  f"at +{t0 - t_all:.0f} s", flush=True)
+        log = paths.build_dir() / "logs" / profile / f"{stem}.log"
+        rc, out = run_in_subprocess(stem, profile, device, seed, force=force, log=log)
+        dt = time.perf_counter() - t0
+        e = _just_executed(stem, profile) if rc == 0 else None
+        with lock:
+            if e is None:
+                failures.append(stem)
+                print(f"  {stem}: FAILED after {dt:.0f} s (log: {log})\n{out[-3000:]}", flush=True)
+            else:
+                results[stem] = e
+                print(f"  {stem}: finished in {dt:.0f} s, {e.record['n_passed']}/{e.record['n_claims']} claims pass",
+                      flush=True)
+
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
+            list(pool.map(one, todo))
+    if failures:
+        raise SystemExit(f"{len(failures)} chapter(s) failed: {', '.join(failures)}; see the logs above")
+    return [results[s] for s in stems]
 
 
 # -- staging and building ------------------------------------------------------------------------
@@ -242,7 +357,7 @@ def _studies_line(rec: dict[str, Any]) -> str:
     return f" {len(studies)} studies, {hits} of them read from the study cache." if hits else ""
 
 
-def _banner(rec: dict[str, Any]) -> str:
+def _banner(rec: dict[str, Any], repository: tuple[str, str] = ("", "main")) -> str:
     stem = rec["chapter"]
     short = stem.split("-")[0]
     return (
@@ -260,15 +375,15 @@ def _banner(rec: dict[str, Any]) -> str:
         f'Download this chapter as <a href="../sources/{stem}.md" download>MyST Markdown</a> (the source) '
         f'or as an <a href="../sources/{stem}.ipynb" download>executed notebook</a>; '
         "see also {ref}`appendix-reproducibility`.\n"
-        + _launch_line(stem)
+        + _launch_line(stem, repository)
         + ":::\n"
     )
 
 
-def _launch_line(stem: str) -> str:
+def _launch_line(stem: str, repository: tuple[str, str]) -> str:
     from . import launch
 
-    ln = launch.links(stem)
+    ln = launch.links(stem, *repository)
     if not ln:
         return ""
     return (
@@ -277,7 +392,7 @@ def _launch_line(stem: str) -> str:
     )
 
 
-def _stage_notebook(src: Path, dst: Path, rec: dict[str, Any]) -> None:
+def _stage_notebook(src: Path, dst: Path, rec: dict[str, Any], repository: tuple[str, str]) -> None:
     """Copy an executed notebook into the site: the parameters cell shows the values this execution
     ran with (papermill's separate injected cell is folded into it) and the run banner precedes it."""
     import re
@@ -302,7 +417,7 @@ def _stage_notebook(src: Path, dst: Path, rec: dict[str, Any]) -> None:
             lines.append(line)
         nb.cells[idx].source = "\n".join(lines)
         del nb.cells[inj]
-    nb.cells.insert(idx, nbformat.v4.new_markdown_cell(_banner(rec)))
+    nb.cells.insert(idx, nbformat.v4.new_markdown_cell(_banner(rec, repository)))
     nbformat.write(nb, dst)
 
 
@@ -438,22 +553,34 @@ def status_markdown(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage(profile: str, executions: list[Execution]) -> Path:
-    """Assemble the Sphinx source tree of one profile in ``_build/site/<profile>``."""
+def stage(
+    profile: str, executions: list[Execution], *, site: Path | None = None,
+    repository: tuple[str, str] | None = None,
+) -> Path:
+    """Assemble the Sphinx source tree of one profile (default ``_build/site/<profile>``).
+
+    ``repository`` is ``(url, branch)`` of the public repository (default: :func:`lib.launch.repository`);
+    the theme's launch buttons are configured only when the URL is not empty."""
     import yaml
 
+    from . import launch
+
     root = paths.root()
-    site = paths.build_dir() / "site" / profile
+    site = site or paths.build_dir() / "site" / profile
     if site.exists():
         shutil.rmtree(site)
     (site / BOOK_DIR / "_generated").mkdir(parents=True)
     for name in ("_toc.yml", "references.bib"):
         shutil.copy(root / name, site / name)
     cfg = yaml.safe_load((root / "_config.yml").read_text())
-    from . import launch
-
-    url, branch = launch.repository()  # $IB_REPOSITORY_URL may override the file
-    cfg["repository"] = {**(cfg.get("repository") or {}), "url": url, "branch": branch}
+    url, branch = launch.repository() if repository is None else repository
+    repository = (url, branch)
+    cfg.pop("repository", None)
+    cfg.pop("launch_buttons", None)
+    cfg.update(launch.site_config(url, branch))
+    # the marker lib.sphinxext checks: this tree holds executed chapters (``jupyter-book build .``
+    # on the checkout does not, and is stopped with a pointer to ``python3 tasks.py book``)
+    cfg.setdefault("sphinx", {}).setdefault("config", {})["ib_staged"] = True
     extra = cfg.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_extra_path", [])
     extra.append("_extra")
     (site / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -473,7 +600,7 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     (extra_dir / "sources").mkdir(parents=True)
     claim_sets = {}
     for e in executions:
-        _stage_notebook(e.notebook, site / BOOK_DIR / f"{e.stem}.ipynb", e.record)
+        _stage_notebook(e.notebook, site / BOOK_DIR / f"{e.stem}.ipynb", e.record, repository)
         fig = e.notebook.parent / "figures" / e.stem
         if fig.exists():
             shutil.copytree(fig, extra_dir / "figures" / e.stem)
@@ -497,6 +624,40 @@ def stage(profile: str, executions: list[Execution]) -> Path:
     return site
 
 
+def _tree_hash(folder: Path) -> str:
+    """A hash of every file's path and bytes under ``folder``: an unchanged site is not re-rendered."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f.relative_to(folder).as_posix().encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:20]
+
+
+def render(site: Path, path_output: Path, *, strict: bool = True) -> Path:
+    """Render a staged site with jupyter-book into ``<path_output>/_build/html`` (a clean build, so that
+    ``-W`` sees every warning); skipped when the site is byte for byte the one rendered there last."""
+    html = path_output / "_build" / "html"
+    stamp = html / ".ib-site-hash"
+    digest = _tree_hash(site) + ("-strict" if strict else "")
+    if stamp.exists() and stamp.read_text() == digest and (html / "index.html").exists():
+        print(f"Book unchanged since its last rendering: {html / 'index.html'}", flush=True)
+        return html
+    if html.exists():  # a clean build: stale pages and files never survive
+        shutil.rmtree(html)
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(site), "--all",
+           "--path-output", str(path_output)]
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    print("+", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=paths.root())
+    if r.returncode != 0:
+        raise SystemExit(f"jupyter-book build failed (exit {r.returncode}); see the warnings above")
+    stamp.write_text(digest)
+    print(f"Book rendered in {time.perf_counter() - t0:.0f} s: {html / 'index.html'}", flush=True)
+    return html
+
+
 def build(
     profile: str = "fast",
     device: str = "auto",
@@ -505,34 +666,27 @@ def build(
     names: list[str] | None = None,
     force: bool = False,
     strict: bool = True,
+    jobs: int | None = None,
+    dest: Path | None = None,
+    repository: tuple[str, str] | None = None,
 ) -> Path:
-    """Execute every chapter for ``profile`` and render the book into ``_build/html``."""
+    """Execute every chapter for ``profile`` (:func:`execute_all`) and render the book.
+
+    The site goes to ``_build/html`` (with ``dest``: staged in ``<dest>/site`` and rendered into
+    ``<dest>/_build/html``); ``repository`` overrides the configured ``(url, branch)``."""
     stems = resolve(names)
-    executions = []
-    for i, stem in enumerate(stems, 1):
-        t0 = time.perf_counter()
-        print(f"[{i}/{len(stems)}] {stem} ({profile}) ...", end=" ", flush=True)
-        e = execute(stem, profile, device, seed, force=force)
-        state = "reused" if e.reused else f"executed in {time.perf_counter() - t0:.0f} s"
-        print(f"{state}; {e.record['n_passed']}/{e.record['n_claims']} claims pass", flush=True)
-        executions.append(e)
-    site = stage(profile, executions)
-    html = paths.build_dir() / "html"
-    if html.exists():  # a clean build: stale pages and files never survive
-        shutil.rmtree(html)
-    cmd = [
-        str(Path(sys.executable).with_name("jupyter-book")), "build", str(site), "--all",
-        "--path-output", str(paths.build_dir().parent if paths.build_dir().name == "_build" else paths.build_dir()),
-    ]
-    if strict:
-        cmd += ["-W", "--keep-going"]
-    print("+", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=paths.root())
-    if r.returncode != 0:
-        raise SystemExit(f"jupyter-book build failed (exit {r.returncode}); see the warnings above")
-    print(f"Book rendered in {time.perf_counter() - t0:.0f} s: {html / 'index.html'}")
-    return html
+    print(f"Executing {len(stems)} chapters ({profile}), up to {jobs or default_jobs()} at once ...", flush=True)
+    executions = execute_all(stems, profile, device, seed, jobs=jobs, force=force)
+    print(f"Chapters done in {time.perf_counter() - t0:.0f} s", flush=True)
+    if dest is None:
+        site = stage(profile, executions, repository=repository)
+        b = paths.build_dir()
+        path_output = b.parent if b.name == "_build" else b
+    else:
+        site = stage(profile, executions, site=Path(dest) / "site", repository=repository)
+        path_output = Path(dest)
+    return render(site, path_output, strict=strict)
 
 
 def claims_summary(profile: str) -> list[dict[str, Any]]:

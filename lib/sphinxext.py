@@ -104,7 +104,23 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     files[:] = out  # in place: later handlers (MathJax) append to this very list
 
 
+NOT_STAGED = (
+    "This checkout's chapters must be executed before they are rendered: build the book with "
+    "`python3 tasks.py book` (it runs the chapters, then jupyter-book on the executed notebooks)."
+)
+
+
+def _require_staged(app, config):
+    """``jupyter-book build .`` on the checkout would render every chapter unexecuted (no figures, no
+    glued numbers): stop at once and name the command that builds the book."""
+    if not config.ib_staged:
+        # SystemExit, not a Sphinx error: jupyter-book would bury the line under two tracebacks
+        raise SystemExit(NOT_STAGED)
+
+
 def setup(app):
+    app.add_config_value("ib_staged", False, "env")
+    app.connect("config-inited", _require_staged)
     app.connect("doctree-resolved", _figure_links)
     app.connect("html-page-context", _dedupe_scripts, priority=1)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

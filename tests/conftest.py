@@ -24,22 +24,23 @@ def tmp_build(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def book_html():
-    """Build the whole book once per test session (fast profile, warnings as errors).
-
-    Chapter executions are reused when up to date (the chapter tests produce the same ones). The
-    build names a placeholder public repository (``LAUNCH_REPOSITORY``), so that the Binder and Colab
-    launch buttons are rendered and their links can be checked."""
+    """The book as ``python3 tasks.py book`` builds it (fast profile, warnings as errors), with the
+    repository configuration the checkout has (none: no launch buttons). Executions and the rendered
+    site are reused when up to date, so after the README's book command this only checks they are."""
     from lib import runner
 
-    old = os.environ.get("IB_REPOSITORY_URL")
-    os.environ["IB_REPOSITORY_URL"] = LAUNCH_REPOSITORY
-    try:
-        return runner.build("fast", "auto", 0)
-    finally:
-        if old is None:
-            os.environ.pop("IB_REPOSITORY_URL", None)
-        else:
-            os.environ["IB_REPOSITORY_URL"] = old
+    return runner.build("fast", "auto", 0)
+
+
+@pytest.fixture(scope="session")
+def launch_html(tmp_path_factory):
+    """The same book built for a (placeholder) public repository, so that the Binder and Colab launch
+    buttons are rendered; staged and rendered in a temporary folder, never over the reader's
+    ``_build/html``. The URL is passed as an argument, not through the environment."""
+    from lib import runner
+
+    return runner.build("fast", "auto", 0, dest=tmp_path_factory.mktemp("launch") / "_build",
+                        repository=(LAUNCH_REPOSITORY, "main"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -69,15 +69,49 @@ def test_every_figure_offers_citations(book_html):
         assert page.count("@misc{ibbook-") == n_figs and page.count("cff-version: 1.2.0") == n_figs
 
 
-def test_every_chapter_has_binder_and_colab_launch_links(book_html):
-    """The theme's launch buttons and the banner's links open the chapter's twin in the repository."""
+def test_without_a_repository_url_there_are_no_launch_buttons(book_html):
+    """The checkout names no public repository: no Binder/Colab buttons or links, and no error."""
+    from lib import launch
+
+    assert launch.repository()[0] == ""
+    for stem in runner.chapters():
+        page = (book_html / "book" / f"{stem}.html").read_text()
+        assert launch.BINDERHUB_URL not in page and launch.COLAB_URL not in page, stem
+        assert "launch on Binder" not in page
+
+
+def test_every_chapter_has_binder_and_colab_launch_links(launch_html, book_html):
+    """With a repository URL, the theme's launch buttons and the banner's links open the chapter's
+    twin in the repository; that build went to its own folder, not over the reader's book."""
     from conftest import LAUNCH_REPOSITORY
 
     from lib import launch
 
+    assert launch_html != book_html
+    assert LAUNCH_REPOSITORY not in (book_html / "book" / f"{runner.chapters()[0]}.html").read_text()
     for stem in runner.chapters():
-        page = (book_html / "book" / f"{stem}.html").read_text()
+        page = (launch_html / "book" / f"{stem}.html").read_text()
         ln = launch.links(stem, LAUNCH_REPOSITORY, "main")
         for kind in ("binder", "colab"):
             href = ln[kind].replace("&", "&amp;")
             assert page.count(f'href="{href}"') >= 2, f"{stem}: no {kind} button and banner link ({href})"
+
+
+def test_jupyter_book_on_the_checkout_stops_with_one_clear_line(book_html):
+    """``jupyter-book build .`` (the ecosystem's own command) would render the chapters unexecuted;
+    it stops before rendering anything, names the project's command, and leaves the built book alone."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lib import paths, sphinxext
+
+    index = book_html / "index.html"
+    before = index.stat().st_mtime_ns
+    jb = Path(sys.executable).with_name("jupyter-book")
+    r = subprocess.run([str(jb), "build", "."], cwd=paths.root(), capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert sphinxext.NOT_STAGED in out and "python3 tasks.py book" in out
+    assert "Traceback" not in out and "glue" not in out
+    assert index.stat().st_mtime_ns == before

@@ -353,3 +353,13 @@ def test_a_chapter_run_starts_with_no_stale_figures(tmp_build):
     assert stale.exists()  # studies run outside the chapter leave the chapter's files alone
     chapter.start("99-test", "fast", "cpu", 0)
     assert not stale.exists()
+
+
+def test_printed_values_bound_rounding_noise():
+    """Values below the noise floor print as a bound; others with a fixed number of digits."""
+    f = claims.fmt_value
+    assert f(7.7383e-13) == f(1.4566e-13) == "< 1e-11"
+    assert f(-4e-15) == "> -1e-11" and f(0.0) == "0"
+    assert f(1.0000000000001) == f(0.9999999999999) == "1"
+    assert f(3.14159265) == "3.142" and f(123456.7) == "123457" and f(2.5e-11) == "2.5e-11"
+    assert f(float("inf")) == "inf"

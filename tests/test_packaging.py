@@ -36,9 +36,18 @@ def test_torch_range_admits_cpu_and_gpu_machines():
     assert "2.13.0" in spec and "2.11.0" in spec and "2.14.1" not in spec
 
 
-def test_ci_calls_the_readme_test_command():
+def _readme_commands() -> list[str]:
+    """The commands of the README's code blocks, in order, without comments."""
     readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh|shell|console)?\n(.*?)```", readme, re.S)
+    return [ln.split("#")[0].strip() for b in blocks for ln in b.splitlines() if ln.split("#")[0].strip()]
+
+
+def test_ci_runs_exactly_the_readme_commands_in_order():
+    """.ci/run is the README's first two commands (book, then test), nothing else."""
+    cmds = _readme_commands()
+    assert cmds[:2] == ["python3 tasks.py book", "python3 tasks.py test"]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "python3 tasks.py test" in readme.split("\n## ")[0]
-    assert "python3 tasks.py book" in readme.split("\n## ")[0]
-    assert "tasks.py test" in ci
+    lines = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    run = [ln for ln in lines if ln.startswith("python3 ")]
+    assert run == cmds[:2]

@@ -70,3 +70,34 @@ def test_archive_and_recorded_markdown(tmp_path, monkeypatch):
     md = runner.recorded_markdown("full")
     assert f"{{doc}}`{stems[1]} <{stems[1]}>`" in md and "| 3/3 |" in md and "`abc123`" in md
     assert "Not yet executed at this profile" in md and stems[0] in md.split("Not yet executed")[1]
+
+
+def test_staged_config_has_launch_buttons_only_with_a_url(tmp_path, monkeypatch):
+    """An empty repository URL stages neither the repository nor the theme's launch buttons (the theme
+    fails on an empty URL); a URL stages both. Either way the site carries the staged marker."""
+    import yaml
+
+    monkeypatch.setenv("IB_BUILD", str(tmp_path / "_build"))
+    site = runner.stage("fast", [], site=tmp_path / "a", repository=("", "main"))
+    cfg = yaml.safe_load((site / "_config.yml").read_text())
+    assert "launch_buttons" not in cfg and "repository" not in cfg
+    assert cfg["sphinx"]["config"]["ib_staged"] is True
+    url = "https://github.com/example/implicit-bias-book"
+    site = runner.stage("fast", [], site=tmp_path / "b", repository=(url, "main"))
+    cfg = yaml.safe_load((site / "_config.yml").read_text())
+    assert cfg["repository"]["url"] == url and cfg["launch_buttons"]["colab_url"]
+
+
+def test_execution_key_depends_on_the_thread_setting(monkeypatch):
+    stem = runner.chapters()[0]
+    p = {"profile": "fast", "device": "auto", "seed": 0}
+    assert runner._key(stem, p, "1") != runner._key(stem, p, "2")
+    monkeypatch.delenv("IB_THREADS", raising=False)
+    assert runner.thread_setting() == "chapter default"
+    monkeypatch.setenv("IB_THREADS", "2")
+    assert runner.thread_setting() == "2"
+
+
+def test_execute_all_rejects_bad_jobs():
+    with pytest.raises(ValueError, match="jobs"):
+        runner.execute_all([], jobs=0)
