@@ -136,9 +136,18 @@ class Chapter:
         return g
 
     # -- claims, figures, studies -------------------------------------------------------------
-    def claim(self, id: str, statement: str, **kw: Any) -> claims.Claim:
-        """Check and register a claim (see :meth:`lib.claims.ClaimRegistry.check`)."""
-        return self.claims.check(id, statement, **kw)
+    @property
+    def paper(self) -> str:
+        """The bibliography key of the paper this chapter is about ("" for a chapter without one)."""
+        from .papers import PAPERS
+
+        return next((p.key for p in PAPERS if p.chapter == self.stem), "")
+
+    def claim(self, id: str, statement: str, **kw: Any) -> None:
+        """Check and register a claim (see :meth:`lib.claims.ClaimRegistry.check`); ``paper`` defaults
+        to the chapter's paper. Returns nothing, so a claim cell prints only the claim's line."""
+        kw.setdefault("paper", self.paper)
+        self.claims.check(id, statement, **kw)
 
     def figure(self, fig, fig_id: str, *, caption: str, alt: str, params: dict[str, Any] | None = None) -> None:
         """Save ``fig`` with its provenance and glue it as ``fig_id`` (see :func:`lib.figures.save`)."""

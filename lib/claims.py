@@ -7,6 +7,13 @@ that paper (or in the book's own derivation) it comes from; the registry is writ
 :class:`ClaimFailed` so that the chapter, and the build, fail with it.
 
 Tolerances are part of the claim and appear in the claims table; never loosen one to make a run pass.
+
+Every claim has a *kind*. An ``evidence`` claim is a measurement that could come out against the paper
+or the book's derivation; it carries a *control*: the same measurement, under the same criterion, of a
+named plausible wrong ingredient (Euler instead of RK4, the bias left out of the norm, GD instead of
+Adam, ...), which must *fail* the criterion. A control that passes fails the claim: the measurement
+cannot tell the wrong ingredient apart. An ``identity`` claim is an algebraic or structural check (true
+by construction once the code is right): kept and shown, but listed apart and never counted as evidence.
 """
 
 from __future__ import annotations
@@ -56,6 +63,19 @@ def _num(x: Any) -> float:
     return x
 
 
+KINDS = ("evidence", "identity")
+
+
+@dataclass
+class Control:
+    """A negative control: ``measured`` is what the claim's measurement gives with the wrong
+    ingredient named by ``description``; ``passed`` is the claim's criterion applied to it."""
+
+    description: str
+    measured: float
+    passed: bool = False
+
+
 @dataclass
 class Claim:
     id: str
@@ -70,6 +90,8 @@ class Claim:
     upper: float | None = None
     strict: bool = False
     values: dict[str, float] = field(default_factory=dict)
+    kind: str = "evidence"
+    control: Control | None = None
     passed: bool = False
 
     def criterion(self) -> str:
@@ -86,8 +108,9 @@ class Claim:
             parts.append(f"{lt} {self.upper:.6g}")
         return " ".join(parts)
 
-    def evaluate(self) -> bool:
-        m = self.measured
+    def evaluate(self, m: float | None = None) -> bool:
+        """The criterion applied to the measured value (or to ``m``, e.g. a control's value)."""
+        m = self.measured if m is None else m
         if not math.isfinite(m):
             return False
         if self.expected is not None:
@@ -100,9 +123,19 @@ class Claim:
             ok &= m < self.upper if self.strict else m <= self.upper
         return bool(ok)
 
+    def cannot_tell(self) -> bool:
+        """Whether the control passed the criterion: the claim cannot tell the wrong ingredient apart."""
+        return self.control is not None and self.control.passed
+
     def summary(self) -> str:
         mark = "PASS" if self.passed else "FAIL"
-        return f"[{mark}] {self.id}: {self.statement} (m = {fmt_value(self.measured)}; {self.criterion()})"
+        line = f"[{mark}] {self.id}: {self.statement} (m = {fmt_value(self.measured)}; {self.criterion()})"
+        if self.kind == "identity":
+            line += " [identity]"
+        if self.control is not None:
+            line += f"\n       control, {self.control.description}: m = {fmt_value(self.control.measured)} " + (
+                "PASSES too: the claim cannot tell it apart" if self.control.passed else "fails, as it must")
+        return line
 
 
 class ClaimRegistry:
@@ -131,13 +164,17 @@ class ClaimRegistry:
         upper: Any = None,
         strict: bool = False,
         values: dict[str, Any] | None = None,
+        kind: str = "evidence",
+        control: tuple[str, Any] | None = None,
         quiet: bool = False,
     ) -> Claim:
         """Register and check one claim; raise :class:`ClaimFailed` if it does not hold.
 
         Either ``expected`` with ``tol`` (absolute, or relative to ``|expected|`` when ``rel``), or
         ``lower`` and/or ``upper`` bounds (inclusive unless ``strict``). ``values`` are further measured
-        numbers reported with the claim (e.g. the limit for each gamma).
+        numbers reported with the claim (e.g. the limit for each gamma). ``kind`` is ``"evidence"`` or
+        ``"identity"``; ``control`` is ``(description of the wrong ingredient, its measured value)``,
+        which must fail the same criterion (otherwise the claim fails: it cannot tell them apart).
         """
         if any(c.id == id for c in self.claims):
             raise ValueError(f"claim id {id!r} is registered twice in {self.stem}")
@@ -145,6 +182,10 @@ class ClaimRegistry:
             raise ValueError(f"claim {id!r}: give expected (with tol) or lower/upper bounds")
         if expected is not None and tol is None:
             raise ValueError(f"claim {id!r}: an expected value needs a tolerance tol")
+        if kind not in KINDS:
+            raise ValueError(f"claim {id!r}: invalid kind={kind!r}: allowed values are {KINDS}")
+        if control is not None and (len(control) != 2 or not isinstance(control[0], str) or not control[0]):
+            raise ValueError(f"claim {id!r}: control must be (description of the wrong ingredient, measured value)")
         claim = Claim(
             id=id,
             statement=statement,
@@ -158,12 +199,19 @@ class ClaimRegistry:
             upper=None if upper is None else _num(upper),
             strict=strict,
             values={str(k): _num(v) for k, v in (values or {}).items()},
+            kind=kind,
         )
-        claim.passed = claim.evaluate()
+        if control is not None:
+            claim.control = Control(control[0], _num(control[1]))
+            claim.control.passed = claim.evaluate(claim.control.measured)
+        claim.passed = claim.evaluate() and not claim.cannot_tell()
         self.claims.append(claim)
         self._write()
         if not quiet:
             print(claim.summary())
+        if claim.cannot_tell():
+            raise ClaimFailed(f"claim {id} cannot tell {claim.control.description} apart "
+                              f"(control m = {fmt_value(claim.control.measured)}; {claim.criterion()})")
         if not claim.passed:
             raise ClaimFailed(claim.summary())
         return claim
@@ -177,13 +225,19 @@ class ClaimRegistry:
                 v = d[k]
                 if isinstance(v, float) and not math.isfinite(v):
                     d[k] = str(v)
+            if d["control"] and not math.isfinite(d["control"]["measured"]):
+                d["control"]["measured"] = str(d["control"]["measured"])
             return d
 
+        evidence = [c for c in self.claims if c.kind == "evidence"]
         return {
             "chapter": self.stem,
             **self.meta,
             "n_claims": len(self.claims),
             "n_passed": sum(c.passed for c in self.claims),
+            "n_evidence": len(evidence),
+            "n_controlled": sum(c.control is not None and not c.control.passed for c in evidence),
+            "n_identity": len(self.claims) - len(evidence),
             "claims": [clean(c) for c in self.claims],
         }
 

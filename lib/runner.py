@@ -251,6 +251,9 @@ def execute(
             "wall_s": round(wall, 1),
             "n_claims": claims.get("n_claims", 0),
             "n_passed": claims.get("n_passed", 0),
+            "n_evidence": claims.get("n_evidence", claims.get("n_claims", 0)),
+            "n_controlled": claims.get("n_controlled", 0),
+            "n_identity": claims.get("n_identity", 0),
             "studies": claims.get("studies", []),
             "libraries": provenance.library_versions(),
         }
@@ -429,12 +432,30 @@ def _fmt(x: Any) -> str:
     return f"{x:.6g}"
 
 
+def _control_cell(c: dict[str, Any]) -> str:
+    ctl = c.get("control")
+    if c.get("kind", "evidence") == "identity":
+        return "identity (not counted as evidence)"
+    if not ctl:
+        return "**no control yet**"
+    verdict = "fails, as it must" if not ctl.get("passed") else "**passes: cannot tell it apart**"
+    return f"{ctl['description']}: {_fmt(ctl['measured'])}, {verdict}"
+
+
 def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, Any]]) -> str:
-    """The claims appendix: one table per chapter, every measured value as a number."""
+    """The claims appendix: one table per chapter, every measured value as a number, each evidence
+    claim with the wrong ingredient it rules out (its negative control) and that control's value."""
     lines = []
     total = sum(c.get("n_claims", 0) for c in claim_sets.values())
     passed = sum(c.get("n_passed", 0) for c in claim_sets.values())
-    lines.append(f"**{passed} of {total} claims pass** in this build.\n")
+    cl = [c for cs in claim_sets.values() for c in cs.get("claims", [])]
+    evidence = [c for c in cl if c.get("kind", "evidence") == "evidence"]
+    controlled = [c for c in evidence if c.get("control") and not c["control"].get("passed")]
+    lines.append(
+        f"**{passed} of {total} claims pass** in this build: {len(evidence)} evidence claims, "
+        f"{len(controlled)} of them with a negative control that fails as it must, and "
+        f"{len(cl) - len(evidence)} identities (algebraic or structural checks, not counted as evidence).\n"
+    )
     for rec in runs:
         stem = rec["chapter"]
         cs = claim_sets.get(stem, {})
@@ -446,11 +467,12 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
         lines += [
             ":::{list-table}",
             ":header-rows: 1",
-            ":widths: 4 46 20 12 18",
+            ":widths: 4 36 18 18 10 14",
             ":class: ib-claims",
             "",
             "* - ",
             "  - claim",
+            "  - rules out (negative control)",
             "  - paper",
             "  - measured",
             "  - criterion",
@@ -464,7 +486,8 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
             paper = f"{{cite:t}}`{c['paper']}`, {c['where']}" if c.get("paper") else c.get("where", "")
             lines += [
                 f"* - {mark}",
-                f"  - {stmt} <br><small>`{c['id']}`</small>{vals}",
+                f'  - <span id="claim-{c["id"]}"></span>{stmt} <br><small>`{c["id"]}`</small>{vals}',
+                f"  - {_control_cell(c)}",
                 f"  - {paper}",
                 f"  - {_fmt(c['measured'])}",
                 f"  - `{c['criterion']}`",
@@ -540,15 +563,17 @@ def status_markdown(runs: list[dict[str, Any]]) -> str:
     from .papers import PAPERS
 
     by_stem = {r["chapter"]: r for r in runs}
-    lines = ["| chapter | paper | what it shows | claims |", "|---|---|---|---|"]
+    lines = ["| chapter | paper | what it shows | claims pass | evidence with a failing control | identities |",
+             "|---|---|---|---|---|---|"]
     for p in PAPERS:
         r = by_stem.get(p.chapter)
         if r is None:
             continue
         ok = "✓" if r["n_passed"] == r["n_claims"] and r["n_claims"] > 0 else "✗"
+        ev, ctl = r.get("n_evidence", r["n_claims"]), r.get("n_controlled", 0)
         lines.append(
             f"| {{doc}}`{p.chapter}` | {p.authors}, *{p.title}*, {p.venue} {{cite:p}}`{p.key}` | "
-            f"{p.topic} | {ok} {r['n_passed']}/{r['n_claims']} |"
+            f"{p.topic} | {ok} {r['n_passed']}/{r['n_claims']} | {ctl} of {ev} | {r.get('n_identity', 0)} |"
         )
     return "\n".join(lines) + "\n"
 

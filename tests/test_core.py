@@ -88,6 +88,46 @@ def test_claims_reject_misuse(tmp_build):
         reg.check("a", "s", paper="k", where="w", measured=1, upper=2)
 
 
+def test_a_control_that_passes_fails_the_claim(tmp_build):
+    """A negative control must fail the claim's criterion; if it passes too, the claim fails with a
+    message naming the control, and the record says so."""
+    reg = claims.ClaimRegistry("99-test", {})
+    c = reg.check("rk4", "drift below 1e-8", paper="k", where="w", measured=1e-12, upper=1e-8,
+                  control=("Euler at the same step", 3e-5))
+    assert c.passed and c.control.passed is False
+    with pytest.raises(claims.ClaimFailed, match="cannot tell Euler at the same step apart"):
+        reg.check("weak", "drift below 1", paper="k", where="w", measured=1e-12, upper=1.0,
+                  control=("Euler at the same step", 3e-5))
+    data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
+    assert data["claims"][0]["control"] == {"description": "Euler at the same step", "measured": 3e-5, "passed": False}
+    assert data["claims"][1]["control"]["passed"] is True and data["claims"][1]["passed"] is False
+    assert data["n_evidence"] == 2 and data["n_controlled"] == 1
+
+
+def test_identities_are_counted_apart(tmp_build):
+    reg = claims.ClaimRegistry("99-test", {})
+    reg.check("id", "an identity", paper="k", where="w", measured=0.0, expected=0.0, tol=1e-12, kind="identity")
+    reg.check("ev", "evidence", paper="k", where="w", measured=1.0, upper=2.0, control=("wrong", 3.0))
+    data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
+    assert (data["n_claims"], data["n_evidence"], data["n_controlled"], data["n_identity"]) == (2, 1, 1, 1)
+    with pytest.raises(ValueError, match="kind"):
+        reg.check("bad", "s", paper="k", where="w", measured=1, upper=2, kind="proof")
+    with pytest.raises(ValueError, match="control"):
+        reg.check("bad2", "s", paper="k", where="w", measured=1, upper=2, control=("", 3.0))
+
+
+def test_claims_appendix_shows_controls_and_identities(tmp_build):
+    from lib import runner
+
+    reg = claims.ClaimRegistry("99-test", {})
+    reg.check("id", "an identity", paper="k", where="w", measured=0.0, expected=0.0, tol=1e-12, kind="identity")
+    reg.check("ev", "evidence", paper="k", where="w", measured=1.0, upper=2.0, control=("the wrong norm", 3.0))
+    md = runner.claims_markdown([{"chapter": "99-test", "profile": "fast", "device_name": "cpu", "commit": "x"}],
+                                {"99-test": reg.to_json()})
+    assert "1 evidence claims, 1 of them with a negative control" in md and "1 identities" in md
+    assert "the wrong norm: 3, fails, as it must" in md and 'id="claim-ev"' in md
+
+
 def test_nan_never_passes(tmp_build):
     reg = claims.ClaimRegistry("99-test", {})
     with pytest.raises(claims.ClaimFailed):
