@@ -1,8 +1,9 @@
 """A content-addressed cache of study results.
 
 A study result is stored under ``_build/cache/<chapter>/<study>-<key>.pkl`` where the key hashes the
-study name, its parameters, the device type and the version of the ``lib`` code
-(:func:`lib.provenance.code_version`). Results of different settings or code therefore never mix, and
+study name, its parameters, the device type and the version of the code the study can reach (its
+study module and the modules it imports, :func:`lib.provenance.code_version`): editing a plot, a
+caption or the site recomputes nothing. Results of different settings or code therefore never mix, and
 writes are atomic: an interrupted run leaves no entry. Set ``IB_CACHE=0`` to bypass the cache (the
 test suite does this when it re-executes a chapter to check that its outputs are reproducible).
 
@@ -42,9 +43,10 @@ def _canonical(obj: Any) -> Any:
     return obj
 
 
-def key(study: str, params: Any, device: str) -> str:
+def key(study: str, params: Any, device: str, code: str | None = None) -> str:
+    """``code``: the version of the code the study runs (default: of all ``lib``)."""
     blob = json.dumps(
-        {"study": study, "params": _canonical(params), "device": device, "code": provenance.code_version()},
+        {"study": study, "params": _canonical(params), "device": device, "code": code or provenance.code_version()},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -81,6 +83,7 @@ def cached(
     directory: Path | None = None,
     require_hit: bool = False,
     skip_missing_modules: bool = False,
+    code: str | None = None,
 ) -> Entry:
     """Return the cached result of ``fn()`` for these parameters, computing and storing it if needed.
 
@@ -91,7 +94,7 @@ def cached(
     an entry whose value is ``None``. Next to each ``.pkl`` entry a small ``.json`` file records how
     it was made.
     """
-    k = key(study, params, device)
+    k = key(study, params, device, code)
     path = Path(directory or paths.cache_dir() / chapter) / f"{study}-{k}.pkl"
     needs = path.with_suffix(".needs")
     if (enabled() or require_hit) and path.exists():

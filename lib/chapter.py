@@ -13,6 +13,7 @@ The same call works from plain Python (``python -m lib study ...``), without Jup
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -156,11 +157,25 @@ class Chapter:
             meta["params"] = {**meta["params"], **params}
         figures.save(fig, self.stem, fig_id, caption=caption, alt=alt, meta=meta)
 
-    def study(self, name: str, fn: Callable[..., Any], /, **params: Any) -> Any:
-        """Run ``fn(**params, device=..., seed=...)`` through the study cache and return its result.
+    def study(self, fn: Callable[..., Any] | str, /, *args: Any, **params: Any) -> Any:
+        """Run a study through the study cache and return its result.
 
-        Replaying another device's results, a study that machine skipped for lack of a module (see
-        :func:`lib.cache.cached`) is computed here, on this machine's device, and says so."""
+        ``ctx.study(chNN.grid, P.grid)`` calls ``chNN.grid(**fields of P.grid, device=..., seed=...)``
+        (a frozen parameter dataclass) and caches it under the function's name; the older form
+        ``ctx.study(name, fn, **params)`` names the study explicitly. Replaying another device's results,
+        a study that machine skipped for lack of a module (see :func:`lib.cache.cached`) is computed
+        here, on this machine's device, and says so."""
+        if callable(fn):
+            name = fn.__name__
+            if len(args) > 1:
+                raise TypeError("ctx.study(fn, params): one parameter set")
+            if args:
+                p = args[0]
+                if not (dataclasses.is_dataclass(p) and not isinstance(p, type)):
+                    raise TypeError(f"ctx.study({name}, ...): parameters must be a dataclass instance, got {type(p).__name__}")
+                params = {**{f.name: getattr(p, f.name) for f in dataclasses.fields(p)}, **params}
+        else:
+            name, fn = fn, args[0]
         kw = dict(
             params={**params, "seed": self.seed, "profile": self.profile},
             meta={"profile": self.profile, "device_name": provenance.device_description(self.device)},
@@ -169,6 +184,7 @@ class Chapter:
         def run() -> Any:
             return fn(**params, device=self.device, seed=self.seed)
 
+        kw["code"] = provenance.code_version([fn.__module__]) if fn.__module__.startswith("lib.") else None
         try:
             entry = cache.cached(self.stem, name, run, device=self.study_device, require_hit=self.replay,
                                  skip_missing_modules=self.skip_missing_modules, **kw)

@@ -106,11 +106,18 @@ def thread_setting() -> str:
     return os.environ.get("IB_THREADS", "").strip() or "chapter default"
 
 
+def chapter_code_version(stem: str) -> str:
+    """The version of the code a chapter's kernel runs: the ``lib`` modules its source imports and
+    everything they reach (its studies, plots and the chapter machinery; not the site builder)."""
+    src = (paths.root() / BOOK_DIR / f"{stem}.md").read_text()
+    return provenance.code_version(provenance.chapter_modules(src))
+
+
 def _key(stem: str, parameters: dict[str, Any], threads: str) -> str:
     h = hashlib.sha256()
     h.update((paths.root() / BOOK_DIR / f"{stem}.md").read_bytes())
     h.update(json.dumps(parameters, sort_keys=True).encode())
-    h.update(provenance.code_version().encode())
+    h.update(chapter_code_version(stem).encode())
     h.update(f"threads={threads}".encode())
     return h.hexdigest()[:20]
 
@@ -246,7 +253,7 @@ def execute(
             "seed": int(seed),
             "threads": threads,
             "commit": provenance.git_commit(),
-            "code_version": provenance.code_version(),
+            "code_version": chapter_code_version(stem),
             "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
             "wall_s": round(wall, 1),
             "n_claims": claims.get("n_claims", 0),

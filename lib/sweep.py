@@ -39,13 +39,15 @@ from . import engine, paths, provenance
 Study = Callable[[pd.DataFrame, str], pd.DataFrame]
 
 
-def shard_key(name: str, shard: pd.DataFrame, device: str) -> str:
+def shard_key(name: str, shard: pd.DataFrame, device: str, code: str | None = None) -> str:
+    """The cache key of one shard: its rows, the device type and ``code`` (the version of the code
+    the study can reach, :func:`lib.provenance.code_version`; of all ``lib`` by default)."""
     blob = json.dumps(
         {
             "study": name,
             "rows": json.loads(shard.to_json(orient="split", double_precision=15)),
             "device": device.split(":")[0],
-            "code": provenance.code_version(),
+            "code": code or provenance.code_version(),
         },
         sort_keys=True,
     )
@@ -116,7 +118,8 @@ def run(
         raise ValueError("the runs of a sweep need a unique index")
     slices = engine.shards(len(runs), max_batch)
     shards = [runs.iloc[s] for s in slices]
-    keys = [shard_key(name, sh, device) for sh in shards]
+    code = provenance.code_version([study.__module__]) if getattr(study, "__module__", "").startswith("lib.") else None
+    keys = [shard_key(name, sh, device, code) for sh in shards]
     cache_dir = paths.cache_dir() if cache and _cache_on() else None
     results: dict[int, pd.DataFrame] = {}
     if cache_dir is not None:
