@@ -1,16 +1,18 @@
 """Shared code of the implicit-bias companion book.
 
-Chapters (``book/*.md``) hold narrative, parameters and plots; everything they compute comes from
-here. Modules are named after the mathematical objects of the papers:
+The ground floor holds the papers' mathematical objects, one module each, plus the input checks they
+share; none of it imports the book machinery:
 
-- ``chapter``      -- start a chapter run: validated parameters, device, seeds, claims, figures
-- ``claims``       -- checked claims with tolerances, written to ``_build/claims/<chapter>.json``
-- ``figures``      -- figures saved as PNG/PDF with a provenance record; ``style`` for the look
+- ``checks``       -- profiles, devices, :class:`~lib.checks.ParameterError` and ``check_*``
 - ``engine``       -- the batched execution layer: grids of runs, divergence masks, tidy tables
-- ``cache``        -- content-addressed cache of study results
-- ``flows``        -- gradient-flow integrators (RK4) and gradient descent, batched over runs
-- ``runner``       -- execute chapters with papermill and build the book (``python -m lib``)
-- ``studies``      -- one module per chapter: the chapter's studies as plain functions
+- ``flows``, ``optim`` -- gradient-flow integrators (RK4), gradient descent, batched optimisers
+- ``neuron``, ``homogeneous``, ``margins``, ``shallow`` -- models and their measurements
+- ``minnorm1d``, ``known_regions``, ``kinks`` -- exact minimum-norm solvers in one dimension
+- ``matrix_completion``, ``polar`` -- deep factorisations, the ratio penalty and its polar factor
+
+Above it, ``studies`` (one module per chapter: its parameters and studies as plain functions) and
+``plots`` (one function per figure); the machinery that runs, records and renders chapters is the
+``book`` subpackage (``python -m lib ...``).
 """
 
 __version__ = "0.1.0"

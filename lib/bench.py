@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from . import paths, provenance
+from .book import paths, provenance
 from .engine import Workload
 
 #: speed targets from the speed issue, reported next to the measurements
@@ -107,10 +107,10 @@ def measure(w: Workload, *, loop: bool = True, min_time: float = 0.3, compile: b
 
 
 def workloads() -> dict[str, Callable[[int, str], Workload]]:
-    from . import runner
+    from .book import chapters
 
     out = {}
-    for stem in runner.chapters():
+    for stem in chapters.chapters():
         num = stem.split("-")[0]
         try:
             mod = importlib.import_module(f"lib.studies.ch{num}")
@@ -227,7 +227,7 @@ def sweep_scaling(workers: tuple[int, ...] = (1, 2, 4), *, inits: int = 512, max
     the first row is the in-process baseline, so the difference shows the shard overhead."""
     from distributed import Client, LocalCluster
 
-    from . import cache
+    from .book import cache
     from .studies import ch02
 
     p = {**ch02.params("fast")["random"], "inits": inits, "max_batch": max_batch}
@@ -241,7 +241,7 @@ def sweep_scaling(workers: tuple[int, ...] = (1, 2, 4), *, inits: int = 512, max
         for n in workers:
             with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc) as client:
                 client.run(lambda: __import__("lib.studies.ch02"))  # warm imports: measure the sweep
-                from . import sweep
+                from .book import sweep
 
                 runs = ch02.grid(width=p["widths"], init=range(p["inits"]))
                 import functools

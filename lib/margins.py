@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .chapter import check_positive
+from .checks import check_positive
 from .engine import check_finite
 from .homogeneous import Family, margin_jacobian, margins
 

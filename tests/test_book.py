@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lib import runner
+from lib.book import chapters, execute, site
 
 pytestmark = pytest.mark.book
 
@@ -17,7 +17,7 @@ def _pages(html):
 
 def test_every_chapter_and_appendix_is_rendered(book_html):
     pages = _pages(book_html)
-    for stem in runner.chapters():
+    for stem in chapters.chapters():
         page = pages.get(f"book/{stem}.html")
         assert page is not None, f"{stem} was not rendered"
         assert "How this page was computed" in page and "profile <strong>fast</strong>" in page
@@ -28,7 +28,7 @@ def test_every_chapter_and_appendix_is_rendered(book_html):
 
 def test_every_figure_has_files_provenance_and_a_numbered_caption(book_html):
     pages = _pages(book_html)
-    for stem in runner.chapters():
+    for stem in chapters.chapters():
         figdir = book_html / "figures" / stem
         records = sorted(figdir.glob("*.json"))
         assert records, f"{stem} has no figures"
@@ -62,7 +62,7 @@ def test_no_external_resources(book_html):
 
 
 def test_every_figure_offers_citations(book_html):
-    for stem in runner.chapters():
+    for stem in chapters.chapters():
         page = (book_html / "book" / f"{stem}.html").read_text()
         n_figs = len(list((book_html / "figures" / stem).glob("*.json")))
         assert page.count('class="ib-figure-links"') == n_figs, f"{stem}: a figure lacks its links"
@@ -71,10 +71,10 @@ def test_every_figure_offers_citations(book_html):
 
 def test_without_a_repository_url_there_are_no_launch_buttons(book_html):
     """The checkout names no public repository: no Binder/Colab buttons or links, and no error."""
-    from lib import launch
+    from lib.book import launch
 
     assert launch.repository()[0] == ""
-    for stem in runner.chapters():
+    for stem in chapters.chapters():
         page = (book_html / "book" / f"{stem}.html").read_text()
         assert launch.BINDERHUB_URL not in page and launch.COLAB_URL not in page, stem
         assert "launch on Binder" not in page
@@ -85,11 +85,11 @@ def test_every_chapter_has_binder_and_colab_launch_links(launch_html, book_html)
     twin in the repository; that build went to its own folder, not over the reader's book."""
     from conftest import LAUNCH_REPOSITORY
 
-    from lib import launch
+    from lib.book import launch
 
     assert launch_html != book_html
-    assert LAUNCH_REPOSITORY not in (book_html / "book" / f"{runner.chapters()[0]}.html").read_text()
-    for stem in runner.chapters():
+    assert LAUNCH_REPOSITORY not in (book_html / "book" / f"{chapters.chapters()[0]}.html").read_text()
+    for stem in chapters.chapters():
         page = (launch_html / "book" / f"{stem}.html").read_text()
         ln = launch.links(stem, LAUNCH_REPOSITORY, "main")
         for kind in ("binder", "colab"):
@@ -104,7 +104,7 @@ def test_jupyter_book_on_the_checkout_stops_with_one_clear_line(book_html):
     import sys
     from pathlib import Path
 
-    from lib import paths, sphinxext
+    from lib.book import paths, sphinxext
 
     index = book_html / "index.html"
     before = index.stat().st_mtime_ns

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
-from lib import paths, runner
+from lib.book import chapters, execute, paths, site
 
 pytestmark = pytest.mark.browser
 
@@ -97,7 +97,7 @@ def open_page(browser, url):
 
 
 def _pages():
-    return ["book/intro.html"] + [f"book/{s}.html" for s in runner.chapters()] + [
+    return ["book/intro.html"] + [f"book/{s}.html" for s in chapters.chapters()] + [
         "book/appendix-claims.html", "book/appendix-reproducibility.html", "book/bibliography.html"]
 
 

@@ -3,7 +3,7 @@ re-executed by nbval without the study cache, which must reproduce every checked
 glued figures, byte for byte).
 
 The execution is the one ``python3 tasks.py book`` makes (one torch thread per chapter, see
-:func:`lib.runner.execute_all`) and is reused when the book command ran first, as the README orders.
+:func:`lib.book.execute.execute_all`) and is reused when the book command ran first, as the README orders.
 Chapters are independent, so they are checked ``IB_TEST_JOBS`` at a time (default: the number of CPU
 cores, at most 2), each in its own processes; every chapter is still reported as its own test.
 
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from lib import paths, runner
+from lib.book import chapters, execute, paths, site
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = runner.chapters()
+CHAPTERS = chapters.chapters()
 JOBS = int(os.environ.get("IB_TEST_JOBS", min(2, os.cpu_count() or 1)))
 #: the chapter whose solver residuals differed between a one- and a two-thread run before printed
-#: values were bounded at the noise floor (lib.claims.fmt_value)
+#: values were bounded at the noise floor (lib.book.claims.fmt_value)
 THREADS_CHAPTER = next(s for s in CHAPTERS if s.startswith("05-"))
 
 
@@ -42,7 +42,7 @@ def _nbval(nb: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
 def _check(stem: str) -> dict:
     """Execute one chapter (or reuse the book's execution), then rerun it under nbval."""
     env = dict(os.environ, IB_ROOT=str(ROOT), IB_THREADS="1")
-    rc, log = runner.run_in_subprocess(stem, "fast", env=env)
+    rc, log = execute.run_in_subprocess(stem, "fast", env=env)
     out = {"run_rc": rc, "run_log": log[-12000:]}
     if rc != 0:
         return out
@@ -77,7 +77,7 @@ def test_printed_values_do_not_depend_on_the_thread_count(tmp_path):
     two = {"IB_THREADS": "2", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     one = {k: "1" for k in two}
     env = dict(os.environ, IB_ROOT=str(ROOT), IB_BUILD=str(tmp_path / "_build"))
-    rc, log = runner.run_in_subprocess(THREADS_CHAPTER, "fast", env=dict(env, **two))
+    rc, log = execute.run_in_subprocess(THREADS_CHAPTER, "fast", env=dict(env, **two))
     assert rc == 0, log[-8000:]
     nb = tmp_path / "_build" / "executed" / "fast" / f"{THREADS_CHAPTER}.ipynb"
     record = json.loads(nb.with_suffix(".run.json").read_text())

@@ -11,7 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib import cache, chapter, claims, engine, figures, optim, paths, shallow
+from lib import engine, optim, shallow
+
+from lib.book import cache, chapter, claims, figures, paths
+from lib import checks
 
 # -- chapter parameters ----------------------------------------------------------------------
 
@@ -28,13 +31,13 @@ from lib import cache, chapter, claims, engine, figures, optim, paths, shallow
 )
 def test_start_rejects_bad_parameters(tmp_build, kw, match):
     args = dict(profile="fast", device="cpu", seed=0) | kw
-    with pytest.raises(chapter.ParameterError, match=match.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(checks.ParameterError, match=match.replace("(", r"\(").replace(")", r"\)")):
         chapter.start("99-test", **args)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
 def test_cuda_without_gpu_is_an_error_not_a_fallback(tmp_build):
-    with pytest.raises(chapter.ParameterError, match="no CUDA GPU"):
+    with pytest.raises(checks.ParameterError, match="no CUDA GPU"):
         chapter.start("99-test", device="cuda")
 
 
@@ -49,14 +52,14 @@ def test_start_resolves_auto_and_seeds(tmp_build):
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "3", True])
 def test_check_positive(bad):
-    with pytest.raises(chapter.ParameterError, match="invalid width"):
-        chapter.check_positive("width", bad, integer=not isinstance(bad, float))
+    with pytest.raises(checks.ParameterError, match="invalid width"):
+        checks.check_positive("width", bad, integer=not isinstance(bad, float))
 
 
 def test_check_positive_accepts():
-    assert chapter.check_positive("lr", 0.1) == 0.1
-    assert chapter.check_positive("width", 3, integer=True) == 3
-    assert chapter.check_positive("wd", 0.0, allow_zero=True) == 0.0
+    assert checks.check_positive("lr", 0.1) == 0.1
+    assert checks.check_positive("width", 3, integer=True) == 3
+    assert checks.check_positive("wd", 0.0, allow_zero=True) == 0.0
 
 
 # -- claims ---------------------------------------------------------------------------------
@@ -117,12 +120,12 @@ def test_identities_are_counted_apart(tmp_build):
 
 
 def test_claims_appendix_shows_controls_and_identities(tmp_build):
-    from lib import runner
+    from lib.book import chapters, execute, site
 
     reg = claims.ClaimRegistry("99-test", {})
     reg.check("id", "an identity", paper="k", where="w", measured=0.0, expected=0.0, tol=1e-12, kind="identity")
     reg.check("ev", "evidence", paper="k", where="w", measured=1.0, upper=2.0, control=("the wrong norm", 3.0))
-    md = runner.claims_markdown([{"chapter": "99-test", "profile": "fast", "device_name": "cpu", "commit": "x"}],
+    md = site.claims_markdown([{"chapter": "99-test", "profile": "fast", "device_name": "cpu", "commit": "x"}],
                                 {"99-test": reg.to_json()})
     assert "1 evidence claims, 1 of them with a negative control" in md and "1 identities" in md
     assert "the wrong norm: 3, fails, as it must" in md and 'id="claim-ev"' in md
@@ -352,7 +355,7 @@ def test_gpu_results_replay_on_a_cpu_machine(tmp_build):
     data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
     assert data["studies"][0]["device_name"] == "cuda (NVIDIA H100)"
     # without cached GPU results, asking for cuda stays an error
-    with pytest.raises(chapter.ParameterError, match="no CUDA GPU"):
+    with pytest.raises(checks.ParameterError, match="no CUDA GPU"):
         chapter.start("98-other", "full", "cuda", 0)
 
 

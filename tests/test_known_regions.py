@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from lib import known_regions as kr
 from lib import minnorm1d, optim, shallow
-from lib.chapter import ParameterError
+from lib.checks import ParameterError
 from lib.studies import ch05
 
 CONV = [(c, a) for c in kr.CONVENTIONS for a in (False, True)]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lib import runner
+from lib.book import chapters, execute, site
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,7 +36,7 @@ def test_lab_extra_names_jupyterlab_and_jupytext_and_resolves():
         "installing the lab extra would replace torch"
 
 
-@pytest.mark.parametrize("stem", runner.chapters())
+@pytest.mark.parametrize("stem", chapters.chapters())
 def test_chapter_opens_as_a_notebook_through_jupytext(stem):
     from jupytext import TextFileContentsManager
 
@@ -56,7 +56,7 @@ def test_the_notebook_kernel_is_this_environment():
 
     spec = KernelSpecManager().get_kernel_spec("python3")
     assert spec.argv[0] in ("python", sys.executable)  # jupyter_client runs "python" as sys.executable
-    r = subprocess.run([sys.executable, "-c", "import lib.chapter"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", "import lib.book.chapter"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
 

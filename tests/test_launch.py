@@ -6,7 +6,7 @@ import jupytext
 import nbformat
 import pytest
 
-from lib import launch, paths, runner
+from lib.book import chapters, execute, launch, paths, site
 
 URL = "https://github.com/example/implicit-bias-book"
 
@@ -50,7 +50,7 @@ def scratch_root(tmp_path, monkeypatch):
 
 def test_twins_are_written_checked_and_removed(scratch_root, monkeypatch):
     monkeypatch.setenv("IB_REPOSITORY_URL", URL)
-    stems = runner.chapters()
+    stems = chapters.chapters()
     assert len(launch.check_twins()) == len(stems)  # all missing
     written = launch.write_twins()
     assert [p.stem for p in written] == stems and launch.check_twins() == []

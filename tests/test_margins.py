@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from lib import homogeneous as H
 from lib import margins as M
-from lib.chapter import ParameterError
+from lib.checks import ParameterError
 from lib.studies import ch02
 
 torch.set_num_threads(1)  # tiny tensor programs: one thread is far faster on a shared machine

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from lib import engine, polar
 from lib import matrix_completion as mc
-from lib.chapter import ParameterError
+from lib.checks import ParameterError
 from lib.studies import ch04
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib import neuron
-from lib.chapter import ParameterError
+from lib.checks import ParameterError
 from lib.studies import ch01
 
 F64 = torch.float64

@@ -2,24 +2,24 @@
 
 import pytest
 
-from lib import runner
+from lib.book import chapters, execute, site
 
 
 def test_chapters_follow_the_toc():
-    stems = runner.chapters()
+    stems = chapters.chapters()
     assert stems, "no chapters found"
     assert stems == sorted(stems)
     assert all(s[:2].isdigit() for s in stems)
 
 
 def test_resolve_aliases():
-    first = runner.chapters()[0]
+    first = chapters.chapters()[0]
     num = first.split("-")[0]
     for alias in (f"ch{num}", num, str(int(num)), first):
-        assert runner.resolve([alias]) == [first]
-    assert runner.resolve(["all"]) == runner.chapters()
+        assert chapters.resolve([alias]) == [first]
+    assert chapters.resolve(["all"]) == chapters.chapters()
     with pytest.raises(SystemExit, match="unknown chapter"):
-        runner.resolve(["ch99"])
+        chapters.resolve(["ch99"])
 
 
 def test_claims_markdown_lists_every_claim_with_numbers():
@@ -30,7 +30,7 @@ def test_claims_markdown_lists_every_claim_with_numbers():
         {"id": "b", "statement": "u", "paper": "k", "where": "w", "measured": 3.0,
          "criterion": "|m - 3| <= 0", "passed": True, "values": {}},
     ]}}
-    md = runner.claims_markdown([rec], cs)
+    md = site.claims_markdown([rec], cs)
     assert "**2 of 2 claims pass**" in md
     assert "1.5e-12" in md and "g=1 = 2" in md and "s|t" in md
     assert md.count("✓") == 2
@@ -38,7 +38,7 @@ def test_claims_markdown_lists_every_claim_with_numbers():
 
 def test_execute_rejects_bad_profile():
     with pytest.raises(ValueError, match="invalid profile"):
-        runner.execute(runner.chapters()[0], profile="huge")
+        execute.execute(chapters.chapters()[0], profile="huge")
 
 
 def test_archive_and_recorded_markdown(tmp_path, monkeypatch):
@@ -47,7 +47,7 @@ def test_archive_and_recorded_markdown(tmp_path, monkeypatch):
     import json
     import shutil
 
-    from lib import paths, runner
+    from lib.book import chapters, execute, paths, site
 
     root = tmp_path / "repo"
     root.mkdir()
@@ -57,17 +57,17 @@ def test_archive_and_recorded_markdown(tmp_path, monkeypatch):
     (root / "lib").mkdir()
     monkeypatch.setenv("IB_ROOT", str(root))
     monkeypatch.setenv("IB_BUILD", str(root / "_build"))
-    stems = runner.chapters()
-    assert runner.recorded_markdown("full").startswith("No `full` execution")
+    stems = chapters.chapters()
+    assert site.recorded_markdown("full").startswith("No `full` execution")
     ex = paths.executed_dir("full")
     ex.mkdir(parents=True)
     rec = dict(chapter=stems[1], profile="full", device_name="cpu (2 cores)", commit="abc123", code_version="f00",
                started_utc="2026-11-23 18:00 UTC", wall_s=12.3, n_claims=3, n_passed=3)
     (ex / f"{stems[1]}.run.json").write_text(json.dumps(rec))
     (ex / f"{stems[1]}.claims.json").write_text("{}")
-    written = runner.archive("full")
+    written = execute.archive("full")
     assert sorted(p.name for p in written) == sorted([f"{stems[1]}.run.json", f"{stems[1]}.claims.json"])
-    md = runner.recorded_markdown("full")
+    md = site.recorded_markdown("full")
     assert f"{{doc}}`{stems[1]} <{stems[1]}>`" in md and "| 3/3 |" in md and "`abc123`" in md
     assert "Not yet executed at this profile" in md and stems[0] in md.split("Not yet executed")[1]
 
@@ -78,26 +78,26 @@ def test_staged_config_has_launch_buttons_only_with_a_url(tmp_path, monkeypatch)
     import yaml
 
     monkeypatch.setenv("IB_BUILD", str(tmp_path / "_build"))
-    site = runner.stage("fast", [], site=tmp_path / "a", repository=("", "main"))
-    cfg = yaml.safe_load((site / "_config.yml").read_text())
+    staged = site.stage("fast", [], site=tmp_path / "a", repository=("", "main"))
+    cfg = yaml.safe_load((staged / "_config.yml").read_text())
     assert "launch_buttons" not in cfg and "repository" not in cfg
     assert cfg["sphinx"]["config"]["ib_staged"] is True
     url = "https://github.com/example/implicit-bias-book"
-    site = runner.stage("fast", [], site=tmp_path / "b", repository=(url, "main"))
-    cfg = yaml.safe_load((site / "_config.yml").read_text())
+    staged = site.stage("fast", [], site=tmp_path / "b", repository=(url, "main"))
+    cfg = yaml.safe_load((staged / "_config.yml").read_text())
     assert cfg["repository"]["url"] == url and cfg["launch_buttons"]["colab_url"]
 
 
 def test_execution_key_depends_on_the_thread_setting(monkeypatch):
-    stem = runner.chapters()[0]
+    stem = chapters.chapters()[0]
     p = {"profile": "fast", "device": "auto", "seed": 0}
-    assert runner._key(stem, p, "1") != runner._key(stem, p, "2")
+    assert execute._key(stem, p, "1") != execute._key(stem, p, "2")
     monkeypatch.delenv("IB_THREADS", raising=False)
-    assert runner.thread_setting() == "chapter default"
+    assert execute.thread_setting() == "chapter default"
     monkeypatch.setenv("IB_THREADS", "2")
-    assert runner.thread_setting() == "2"
+    assert execute.thread_setting() == "2"
 
 
 def test_execute_all_rejects_bad_jobs():
     with pytest.raises(ValueError, match="jobs"):
-        runner.execute_all([], jobs=0)
+        execute.execute_all([], jobs=0)

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import engine, sweep
+from lib import engine
+
+from lib.book import sweep
 
 
 def toy_study(runs: pd.DataFrame, device: str) -> pd.DataFrame:

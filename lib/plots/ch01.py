@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
-from ..style import COLORS, PALETTE
+from .style import COLORS, PALETTE
 
 C = [COLORS[k] for k in ("blue", "red", "green", "yellow", "cyan", "purple", "grey")]
 

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..style import COLORS, MARKERS
+from .style import COLORS, MARKERS
 
 PAL = [COLORS[c] for c in ("blue", "red", "green", "purple", "yellow", "cyan")]
 

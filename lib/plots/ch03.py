@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import minnorm1d as mn
-from ..style import COLORS, MARKERS
+from .style import COLORS, MARKERS
 
 METHOD_LABEL = {"wd_all": "weight decay on all parameters", "wd_nobias": "weight decay without biases",
                 "gd_small": "plain GD, small initialisation"}

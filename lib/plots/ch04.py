@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from .. import polar
-from ..style import COLORS
+from .style import COLORS
 
 DEPTH_COLOR = {1: COLORS["blue"], 2: COLORS["green"], 3: COLORS["red"]}
 OPT_STYLE = {"adam": "-", "gd": "--", "ngd": "-."}

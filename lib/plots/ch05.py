@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter
 
-from ..style import COLORS
+from .style import COLORS
 
 CONV_STYLE = {
     ("l2", False): {"color": COLORS["blue"], "ls": "-", "label": r"$\ell_2$ bias, no affine term (primary)"},

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from .. import engine, flows, neuron
-from ..chapter import ParameterError, check_positive
+from ..checks import ParameterError, check_positive
 
 F64 = torch.float64
 

@@ -27,8 +27,8 @@ import torch
 
 from .. import homogeneous as H
 from .. import margins as M
-from .. import sweep
-from ..chapter import check_positive
+from ..book import sweep
+from ..checks import check_positive
 from ..engine import Workload, check_finite, grid, tidy
 
 DELTA = 0.2  # the ReLU example's x_{1,2} = (+-1, delta)

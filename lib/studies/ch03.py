@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .. import engine, kinks, shallow
 from .. import minnorm1d as mn
-from ..chapter import check_choice, check_positive
+from ..checks import check_choice, check_positive
 from ..optim import BatchedOptimizer
 
 STEM = "03-bias-penalty-sparsity"

@@ -31,7 +31,7 @@ import torch
 
 from .. import engine, polar
 from .. import matrix_completion as mc
-from ..chapter import check_choice, check_positive
+from ..checks import check_choice, check_positive
 from ..optim import BatchedOptimizer
 
 STEM = "04-explicit-penalty-adam"
@@ -97,7 +97,7 @@ def _check(n, rank, seeds, steps=None, log_every=None):
 
 
 def mc_param_error(name, value, why):
-    from ..chapter import ParameterError
+    from ..checks import ParameterError
 
     return ParameterError(f"invalid {name}={value!r}: {why}")
 

@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWa
 
 from .. import engine, minnorm1d, optim, shallow
 from .. import known_regions as kr
-from ..chapter import ParameterError, check_choice, check_positive
+from ..checks import ParameterError, check_choice, check_positive
 
 SCHEDULES = ("derived", "slow", "fixed", "fast", "n-fixed")
 METHOD_ORDER = ("gd", "sgd", "momentum", "adam")

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import engine, paths, provenance
+from .. import engine
+from . import paths, provenance
 
 Study = Callable[[pd.DataFrame, str], pd.DataFrame]
 

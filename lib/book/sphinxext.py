@@ -18,7 +18,7 @@ FIG_NAME = re.compile(r"^fig-ch(\d\d)-([a-z0-9-]+)$")
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -137,10 +137,10 @@ def twin_path(stem: str) -> Path:
 
 def _expected() -> dict[Path, str | None]:
     """Each chapter's twin path and the text it must have (``None``: no twin, as no URL is set)."""
-    from . import runner
+    from .chapters import chapters
 
     url, branch = repository()
-    return {twin_path(stem): _text(twin(stem, url, branch)) if url else None for stem in runner.chapters()}
+    return {twin_path(stem): _text(twin(stem, url, branch)) if url else None for stem in chapters()}
 
 
 def write_twins() -> list[Path]:
