@@ -40,7 +40,7 @@ class ShallowNet:
     def width(self) -> int:
         return self.a.shape[1]
 
-    def requires_grad_(self, flag: bool = True) -> "ShallowNet":
+    def requires_grad_(self, flag: bool = True) -> ShallowNet:
         for t in self.tensors:
             t.requires_grad_(flag)
         return self

@@ -27,7 +27,7 @@ def book_html():
     """The book as ``python3 tasks.py book`` builds it (fast profile, warnings as errors), with the
     repository configuration the checkout has (none: no launch buttons). Executions and the rendered
     site are reused when up to date, so after the README's book command this only checks they are."""
-    from lib.book import chapters, execute, site
+    from lib.book import site
 
     return site.build("fast", "auto", 0)
 
@@ -37,7 +37,7 @@ def launch_html(tmp_path_factory):
     """The same book built for a (placeholder) public repository, so that the Binder and Colab launch
     buttons are rendered; staged and rendered in a temporary folder, never over the reader's
     ``_build/html``. The URL is passed as an argument, not through the environment."""
-    from lib.book import chapters, execute, site
+    from lib.book import site
 
     return site.build("fast", "auto", 0, dest=tmp_path_factory.mktemp("launch") / "_build",
                         repository=(LAUNCH_REPOSITORY, "main"))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lib.book import chapters, execute, site
+from lib.book import chapters
 
 pytestmark = pytest.mark.book
 

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
-from lib.book import chapters, execute, paths, site
+from lib.book import chapters, paths
 
 pytestmark = pytest.mark.browser
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.book import chapters, execute, paths, site
+from lib.book import chapters, execute, paths
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = chapters.chapters()

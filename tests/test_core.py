@@ -11,10 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib import engine, optim, shallow
-
+from lib import checks, engine, optim, shallow
 from lib.book import cache, chapter, claims, figures, paths
-from lib import checks
 
 # -- chapter parameters ----------------------------------------------------------------------
 
@@ -120,7 +118,7 @@ def test_identities_are_counted_apart(tmp_build):
 
 
 def test_claims_appendix_shows_controls_and_identities(tmp_build):
-    from lib.book import chapters, execute, site
+    from lib.book import site
 
     reg = claims.ClaimRegistry("99-test", {})
     reg.check("id", "an identity", paper="k", where="w", measured=0.0, expected=0.0, tol=1e-12, kind="identity")
@@ -378,6 +376,12 @@ def test_a_study_skipped_on_the_gpu_machine_is_computed_where_the_book_is_built(
     assert skipped.value is None and skipped.meta["skipped"] and skipped.meta["missing"] == "cvxpy"
     with pytest.raises(ModuleNotFoundError):  # without the flag a missing module still fails the run
         cache.cached("99-test", "c2", lambda: solver_study(n=2, device="cuda", seed=0), params=params, device="cuda")
+
+    def broken_study():
+        import lib_module_that_does_not_exist  # noqa: F401
+
+    with pytest.raises(ModuleNotFoundError):  # a module not named optional is an error even with the flag
+        cache.cached("99-test", "c3", broken_study, params=params, device="cuda", skip_missing_modules=True)
     with pytest.raises(cache.NeedsHost, match="cvxpy"):
         cache.cached("99-test", "c", lambda: 0, params=params, device="cuda", require_hit=True)
     # the CPU build: replays the torch study, computes the skipped one on the CPU

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.book import chapters, execute, site
+from lib.book import chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -6,7 +6,7 @@ import jupytext
 import nbformat
 import pytest
 
-from lib.book import chapters, execute, launch, paths, site
+from lib.book import chapters, launch, paths
 
 URL = "https://github.com/example/implicit-bias-book"
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from lib import engine
-
 from lib.book import sweep
 
 

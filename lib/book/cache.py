@@ -19,10 +19,22 @@ import json
 import os
 import pickle
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import paths, provenance
+
+#: Modules a study may need that a machine can lack (the GPU machine has no cvxpy): ``python -m lib
+#: study`` records such a study as skipped for the rendering machine to compute. Any other missing
+#: module is an error.
+OPTIONAL_MODULES = frozenset({"cvxpy"})
+
+
+def _warn(msg: str) -> None:
+    import sys
+
+    print(f"warning: {msg}", file=sys.stderr)
 
 
 def enabled() -> bool:
@@ -102,7 +114,8 @@ def cached(
             with open(path, "rb") as fh:
                 stored = pickle.load(fh)
             return Entry(stored["value"], stored["meta"], hit=True)
-        except (OSError, EOFError, pickle.UnpicklingError, KeyError):
+        except (OSError, EOFError, pickle.UnpicklingError, KeyError) as exc:
+            _warn(f"unreadable cache entry {path} ({type(exc).__name__}: {exc}); computing it again")
             path.unlink(missing_ok=True)
     if require_hit and needs.exists():
         missing = json.loads(needs.read_text()).get("missing", "?")
@@ -120,7 +133,7 @@ def cached(
     try:
         value = fn()
     except ModuleNotFoundError as exc:
-        if not skip_missing_modules:
+        if not skip_missing_modules or (exc.name or "").split(".")[0] not in OPTIONAL_MODULES:
             raise
         record = {"study": study, "key": k, "device": device, "missing": exc.name, "commit": provenance.git_commit()}
         paths.atomic_write_json(needs, record)
@@ -146,6 +159,6 @@ def entries(chapter: str, *, directory: Path | None = None) -> list[dict[str, An
     for f in sorted(base.glob("*.json")) if base.exists() else []:
         try:
             out.append(json.loads(f.read_text()))
-        except (OSError, ValueError):
-            continue
+        except (OSError, ValueError) as exc:
+            _warn(f"unreadable cache record {f} ({exc}); ignored")
     return out

@@ -18,8 +18,9 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ import torch
 from ..checks import PROFILES, ParameterError, check_choice, resolve_device
 from ..plots import style
 from . import cache, claims, figures, paths, provenance
+
 
 def _replayable(stem: str, profile: str, device: str) -> bool:
     """Whether the study cache holds results of this chapter computed on ``device`` at ``profile``."""

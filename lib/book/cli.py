@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from pathlib import Path
 import sys
 import time
+from pathlib import Path
 
 from ..checks import DEVICES, PROFILES
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,7 @@ def execute(
     out_dir.mkdir(parents=True, exist_ok=True)
     env_backup = dict(os.environ)
     os.environ.setdefault("IB_ROOT", str(paths.root()))
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
         nb_in = Path(tmp) / f"{stem}.in.ipynb"
