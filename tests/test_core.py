@@ -405,8 +405,20 @@ def test_a_chapter_run_starts_with_no_stale_figures(tmp_build):
 def test_printed_values_bound_rounding_noise():
     """Values below the noise floor print as a bound; others with a fixed number of digits."""
     f = claims.fmt_value
-    assert f(7.7383e-13) == f(1.4566e-13) == "< 1e-11"
-    assert f(-4e-15) == "> -1e-11" and f(0.0) == "0"
+    assert f(7.7383e-13) == f(1.4566e-13) == f(4.4e-9) == "< 1e-08"
+    assert f(-4e-15) == "> -1e-08" and f(0.0) == "0"
     assert f(1.0000000000001) == f(0.9999999999999) == "1"
-    assert f(3.14159265) == "3.142" and f(123456.7) == "123457" and f(2.5e-11) == "2.5e-11"
+    assert f(3.14159265) == "3.142" and f(123456.7) == "123457" and f(2.5e-8) == "2.5e-08"
     assert f(float("inf")) == "inf"
+
+
+def test_a_claim_prints_its_value_at_the_precision_its_tolerance_supports(tmp_build):
+    """Measured 1e-11 in one run and 1e-9 in the next against a tolerance of 1e-6: both print as the
+    same bound, a hundredth of the tolerance; a value near the tolerance keeps its digits."""
+    reg = claims.ClaimRegistry("99-test", {})
+    a = reg.check("a", "s", paper="k", where="w", measured=1.072e-11, upper=1e-6, quiet=True)
+    b = reg.check("b", "s", paper="k", where="w", measured=1.04e-9, upper=1e-6, quiet=True)
+    c = reg.check("c", "s", paper="k", where="w", measured=3.2e-7, upper=1e-6, quiet=True)
+    d = reg.check("d", "s", paper="k", where="w", measured=5.0 + 1e-12, expected=5.0, tol=1e-3, quiet=True)
+    assert "m = < 1e-08;" in a.summary() and a.summary().replace("a:", "b:") == b.summary()
+    assert "m = 3.2e-07;" in c.summary() and "m = 5;" in d.summary()
