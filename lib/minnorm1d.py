@@ -26,29 +26,46 @@ exactly by its two end values and *no net kink strictly inside* (with ``affine=T
 inside; with ``affine=False`` atoms inside are allowed only as cancelling pairs ``r_k + l_k = 0``, i.e.
 affine functions).
 
+The structure the solver uses (chapter 3)
+-----------------------------------------
+Let ``t_1 < ... < t_n`` be the constraint points (data points and region ends) and ``d_j = t_{j+1} - t_j``.
+The constraints are rewritten with the invertible map ``T``: ``f(t_1)``, the first secant
+``delta_1 = (f(t_2) - f(t_1)) / d_1`` and the discrete curvatures ``kappa_i = delta_i - delta_{i-1}``.
+A right-facing unit with its kink at ``p`` in ``[t_j, t_{j+1}]`` then touches only ``kappa_j`` and
+``kappa_{j+1}`` (with the hat-function weights ``(t_{j+1} - p)/d_j`` and ``(p - t_j)/d_j``), so every
+column of the linear program has at most four nonzeros and the LP is banded.  Between two consecutive
+constraint points every unit's image is *linear* in ``p`` and ``W(p) = N(u(p))`` is a norm of the affine
+map ``u(p) = (1, p)`` (Euclidean, ``l1``, or the first coordinate), so by Jensen several same-sign atoms of
+one interval cost at least one atom at their moment-weighted mean position, which has the same image:
+*one kink per interval between consecutive constraint points suffices* (the book's chapter-3 lemma,
+``boursier2023penalising``).  Dually, the dual function ``g(p) = nu . T phi_p`` is linear on each
+interval, so the dual constraint ``|g(p)| <= W(p)`` of an interval is checked exactly in closed form:
+the maximum of ``|alpha + beta p| / W(p)`` on ``[a, b]`` is at an end point, at ``p = beta / alpha``
+(``l2``) or at ``0`` (``l1``).
+
 Public API
 ----------
 ``solve(x, y, regions=(), penalty="l2", affine=True, ...) -> Solution``
-    The exact minimiser, computed as a linear program (HiGHS) over a dictionary of kink positions:
-    a uniform grid on the data hull, the data points, ``0`` and the points ``-1/x_i`` (tangency points
-    of lines through data with ``sqrt(1+p^2)``), and, without the affine term, a geometric grid far
-    outside the hull (up to ``|p| = far``).  The dictionary is then refined by *column generation*:
-    from the LP dual ``lambda`` the dual function ``g(p) = sum_i lambda_i (x_i - p)_+`` (and its
-    left-facing twin) is piecewise linear with knots at the data, so the most violated kink position
-    ``argmax |g(p)| / W(p)`` on each segment has a closed form and is added, until no dual constraint is
-    violated on the continuum.  Post-processing merges adjacent same-sign atoms (no constraint point
-    strictly between them) into one kink at their weighted mean, drops every kink whose removal leaves
-    the optimal value unchanged, and re-solves on the final kinks.  The rescaled dual is feasible on the
-    continuum, so ``lambda . y / rho`` (``rho`` the largest violation ratio, >= 1) is a certified lower
-    bound (the best over the column-generation rounds); ``Solution.gap = cost - lower``.  Column
-    generation stops when no violation is left, when every violation sits within rounding
-    (``_COL_SEP``) of a column already present, or after ``max_iter`` rounds (``info["converged"]``).
+    The exact minimiser by column generation on that sparse LP (HiGHS through ``scipy.optimize.linprog``):
+    a starting dictionary of kink positions (the constraint points, ``0``, the tangency points
+    ``-1/t_i``, a uniform grid on the hull and, without the affine term, a geometric grid out to
+    ``|p| = far``); each round solves the LP, checks the dual on every interval in closed form and adds
+    the most violated position of each violated interval.  Every round's dual, divided by its largest
+    violation ratio ``rho >= 1``, is feasible on the continuum, so ``nu . T b / rho`` is a certified lower
+    bound.  The loop stops as soon as the certified relative gap is below ``gap_tol`` (``converged``);
+    otherwise the function warns (:class:`NotConvergedWarning`, or raises :class:`NotConvergedError`
+    with ``on_fail="raise"``) naming the gap reached and the setting to change.  Post-processing merges
+    the same-sign atoms of each interval into one (exact for the constraints, never raises the cost);
+    for the ``l2`` weight, Newton's method on the optimality conditions of that active set (tight and
+    tangent per-interval dual constraints, a sparse square system) then gives the kink positions and a
+    dual to rounding, certified by the same closed-form check; otherwise the merged kinks are re-solved
+    once: one LP, not one per kink.
 ``Solution(t)``
     Evaluates the interpolant (piecewise linear) at points ``t``; ``Solution.kinks`` gives the kink
     positions and slope jumps; ``Solution.cost`` the exact cost of the returned function.
 ``value_range(sol, t0, rel=1e-7)``
     Uniqueness probe: min and max of ``f(t0)`` over the dictionary solutions whose cost is within
-    ``rel * (1 + cost)`` of the optimum (a second LP, one per bound).
+    ``rel * (1 + cost)`` of the optimum (a second sparse LP, one per bound).
 ``kink_cost(p, s, penalty)`` / ``pl_cost(xs, fs, penalty)``
     The exact cost formula ``sum_k |s_k| W(p_k)`` (affine term free) for a function given by its kinks,
     or by its vertices (affine beyond the end vertices).
@@ -62,23 +79,27 @@ different kink counts).
 
 Limitations: kinks are restricted to ``|p| <= far`` (default ``1e4``, scaled by the data), so
 without the affine term the certificate is relative to that bound; the LP is solved in float64 with
-HiGHS tolerances 1e-10, so certified gaps are ~1e-9 relative, not exact rationals.
+HiGHS tolerances 1e-10, so certified relative gaps reach ~1e-12 at best, not exact rationals.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from math import ceil
 
 import numpy as np
-from scipy.optimize import linprog
+from scipy import sparse
+from scipy.optimize import OptimizeWarning, linprog
 
 PENALTIES = ("l2", "l1", "free")
 
 __all__ = [
     "PENALTIES",
+    "NotConvergedError",
+    "NotConvergedWarning",
     "PenalizedFit",
     "Solution",
     "biasfree_value",
@@ -250,8 +271,16 @@ def paired_interpolant(
             float(ys[0] - delta[0] * xs[0]))
 
 
+def _as_1d(name: str, a) -> np.ndarray:
+    """``a`` as a float64 1-D array; anything else (a scalar, a 2-D array) is an error naming ``name``."""
+    arr = np.asarray(a, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"invalid {name}: expected a 1-D array of numbers, got an array of shape {arr.shape}")
+    return arr
+
+
 def _sorted_data(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+    x, y = _as_1d("x", x), _as_1d("y", y)
     if x.shape != y.shape or x.size < 2:
         raise ValueError(f"need x and y of the same length >= 2, got {x.shape} and {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
@@ -263,8 +292,16 @@ def _sorted_data(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np
     return x, y
 
 
+class NotConvergedWarning(RuntimeWarning):
+    """:func:`solve` stopped before its certified relative gap reached ``gap_tol``."""
+
+
+class NotConvergedError(RuntimeError):
+    """:func:`solve` with ``on_fail="raise"`` did not reach its ``gap_tol``."""
+
+
 # ------------------------------------------------------------------------------------------------
-# the linear program
+# the solution
 @dataclass
 class Solution:
     """A certified minimal-norm interpolant.
@@ -272,6 +309,9 @@ class Solution:
     ``f(t) = sum_k [r_k (t - p_k)_+ + l_k (p_k - t)_+] + v t + c``; with ``affine=True`` all ``l_k = 0``;
     with ``affine=False`` ``v = 0`` and ``c`` is the constant neuron.  ``cost`` is the exact cost of this
     function's representation, ``lower`` a certified lower bound on the optimum, ``gap = cost - lower``.
+    ``info``: ``converged`` (the relative gap ``gap / cost`` is at most ``gap_tol``), ``rel_gap``,
+    ``gap_tol``, ``rho`` (violation ratio of the certified dual before scaling), ``dictionary_size``,
+    ``lp_seconds`` (time inside HiGHS) and ``lps`` (number of LPs solved).
     """
 
     p: np.ndarray
@@ -286,9 +326,9 @@ class Solution:
     t: np.ndarray  # constraint points (sorted)
     b: np.ndarray  # constraint values
     regions: tuple[tuple[float, float, float, float], ...]
-    dictionary: np.ndarray  # kink positions of the last column-generation LP
-    lp_value: float  # optimum of that LP (before merging and dropping)
-    dual: np.ndarray  # certified dual multipliers (scaled to feasibility)
+    dictionary: np.ndarray  # kink positions of the last column-generation LP (all unit families)
+    lp_value: float  # optimum of that LP (before merging)
+    dual: np.ndarray  # certified dual multipliers on the constraint points (scaled to feasibility)
     iterations: int
     residual: float  # max |f(t_j) - b_j|
     far: float
@@ -330,10 +370,10 @@ def _constraints(x, y, regions) -> tuple[np.ndarray, np.ndarray, tuple]:
         if not lo < hi:
             raise ValueError(f"region [{lo}, {hi}] must have l < r")
         regs.append((lo, hi, yl, yr))
-    xs = [] if x is None else list(np.asarray(x, float).ravel())
-    ys = [] if y is None else list(np.asarray(y, float).ravel())
+    xs = [] if x is None else list(_as_1d("x", x))
+    ys = [] if y is None else list(_as_1d("y", y))
     if len(xs) != len(ys):
-        raise ValueError("x and y must have the same length")
+        raise ValueError(f"x and y must have the same length, got {len(xs)} and {len(ys)}")
     items = list(zip(xs, ys)) + [(lo, yl) for lo, _, yl, _ in regs] + [(hi, yr) for _, hi, _, yr in regs]
     for t, v in items:
         if not (np.isfinite(t) and np.isfinite(v)):
@@ -355,117 +395,11 @@ def _constraints(x, y, regions) -> tuple[np.ndarray, np.ndarray, tuple]:
 
 
 def _inside_regions(p: np.ndarray, regions) -> np.ndarray:
+    p = np.asarray(p, float)
     m = np.zeros(p.shape, bool)
     for lo, hi, _, _ in regions:
         m |= (p > lo) & (p < hi)
     return m
-
-
-def _lp(P, t, b, penalty, affine, regions, cost_cap=None, objective=None):
-    """Solve the dictionary LP.  Columns: r+ r- (l+ l-) then (v, c) or (C+, C-)."""
-    K, n = P.size, t.size
-    w = weight(P, penalty)
-    R = np.maximum(t[:, None] - P[None, :], 0.0)
-    if affine:
-        A = np.hstack([R, -R, t[:, None], np.ones((n, 1))])
-        cost = np.concatenate([w, w, [0.0, 0.0]])
-        bounds = [(0, None)] * (2 * K) + [(None, None)] * 2
-        A_eq, b_eq = A, b
-    else:
-        L = np.maximum(P[None, :] - t[:, None], 0.0)
-        w0 = constant_weight(penalty)
-        one = np.ones((n, 1))
-        A = np.hstack([R, -R, L, -L, one, -one])
-        cost = np.concatenate([w, w, w, w, [w0, w0]])
-        bounds = [(0, None)] * (4 * K + 2)
-        inside = np.flatnonzero(_inside_regions(P, regions))
-        if inside.size:
-            E = np.zeros((inside.size, A.shape[1]))
-            rows = np.arange(inside.size)
-            for off, sgn in ((0, 1), (K, -1), (2 * K, 1), (3 * K, -1)):
-                E[rows, off + inside] = sgn
-            A_eq, b_eq = np.vstack([A, E]), np.concatenate([b, np.zeros(inside.size)])
-        else:
-            A_eq, b_eq = A, b
-    opts = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
-    if cost_cap is None:
-        res = linprog(cost, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs", options=opts)
-    else:
-        res = linprog(objective(P, t, A.shape[1]), A_ub=cost[None, :], b_ub=[cost_cap], A_eq=A_eq,
-                      b_eq=b_eq, bounds=bounds, method="highs", options=opts)
-    if res.status != 0:
-        return None
-    z = res.x
-    r = z[:K] - z[K:2 * K]
-    if affine:
-        l = np.zeros(K)
-        v, c = z[2 * K], z[2 * K + 1]
-    else:
-        l = z[2 * K:3 * K] - z[3 * K:4 * K]
-        v, c = 0.0, z[4 * K] - z[4 * K + 1]
-    lam = None if cost_cap is not None else res.eqlin.marginals[:n]
-    return {"r": r, "l": l, "v": float(v), "c": float(c), "value": float(res.fun), "lam": lam, "z": z, "cost": cost}
-
-
-def _max_ratio(alpha: float, beta: float, lo: float, hi: float, penalty: str, scale: float = 1.0):
-    """``max |alpha + beta p| / (scale W(p))`` over ``[lo, hi]`` (finite) and its argmax."""
-    cands = [lo, hi]
-    if penalty == "l2" and alpha != 0 and lo < beta / alpha < hi:
-        cands.append(beta / alpha)
-    if penalty == "l1" and lo < 0 < hi:
-        cands.append(0.0)
-    cands = np.array(cands)
-    vals = np.abs(alpha + beta * cands) / (scale * weight(cands, penalty))
-    k = int(np.argmax(vals))
-    return float(vals[k]), float(cands[k])
-
-
-def _dual_check(lam, t, penalty, affine, regions, far):
-    """Largest ratio |g(p)|/W(p) of the dual functions over the allowed kink positions, and the
-    positions of the violations (one per segment)."""
-    lo_all, hi_all = (t[0], t[-1]) if affine else (-far, far)
-    knots = np.unique(np.concatenate([[lo_all, hi_all], t[(t >= lo_all) & (t <= hi_all)]]))
-    for lo, hi, _, _ in regions:
-        knots = np.unique(np.concatenate([knots, [lo, hi]]))
-    rho, where = 0.0, []
-    # on a segment [a, bnd] between knots, g_R(p) = sum_{t_i > p} lam_i (t_i - p) is linear; the knots
-    # themselves (allowed even next to regions) are checked as degenerate segments [q, q]
-    segs = list(pairwise(knots)) + [(q, q) for q in knots]
-    for a, bnd in segs:
-        mid = 0.5 * (a + bnd)
-        right = t > mid
-        left = ~right
-        inside = any(lo < mid < hi for lo, hi, _, _ in regions)
-        checks = []
-        if affine:
-            if not inside:
-                checks.append((np.sum(lam[right] * t[right]), -np.sum(lam[right]), 1.0))
-        else:
-            if inside:
-                checks.append((np.sum(lam * t), -np.sum(lam), 2.0))
-            else:
-                checks.append((np.sum(lam[right] * t[right]), -np.sum(lam[right]), 1.0))
-                checks.append((-np.sum(lam[left] * t[left]), np.sum(lam[left]), 1.0))
-        for al, be, sc in checks:
-            ratio, arg = _max_ratio(al, be, a, bnd, penalty, sc)
-            rho = max(rho, ratio)
-            where.append((ratio, arg))
-    if not affine:
-        w0 = constant_weight(penalty)
-        if w0 > 0:
-            rho = max(rho, abs(lam.sum()) / w0)
-    return rho, where
-
-
-def _project_dual(lam, t, penalty, affine):
-    """Make the multipliers satisfy the equality constraints of the free variables exactly."""
-    if affine:
-        T = np.stack([np.ones_like(t), t], 1)
-    elif penalty == "free":
-        T = np.ones((t.size, 1))
-    else:
-        return lam
-    return lam - T @ np.linalg.solve(T.T @ T, T.T @ lam)
 
 
 # Two kink positions closer than ``_COL_SEP * (1 + |p|)`` give (numerically) the same LP column: the
@@ -476,20 +410,35 @@ _COL_SEP = 1e-9
 
 def _add_columns(P: np.ndarray, cand: np.ndarray) -> np.ndarray:
     """``P`` (sorted, kept as is) plus the finite candidates farther than ``_COL_SEP (1 + |p|)`` from
-    every position already present and from each other (earlier candidates win), sorted."""
+    every position already present and from each other (of two close candidates the smaller wins), sorted."""
+    P = np.asarray(P, float)
     cand = np.asarray(cand, float).ravel()
-    cand = cand[np.isfinite(cand)]
-    out = np.asarray(P, float)
-    for q in cand:
-        j = np.searchsorted(out, q)
-        sep = _COL_SEP * (1.0 + abs(q))
-        if (j < out.size and out[j] - q <= sep) or (j > 0 and q - out[j - 1] <= sep):
-            continue
-        out = np.insert(out, j, q)
-    return out
+    cand = np.unique(cand[np.isfinite(cand)])
+    if cand.size == 0:
+        return P
+    sep = _COL_SEP * (1.0 + np.abs(cand))
+    if P.size:
+        j = np.searchsorted(P, cand)
+        right = np.where(j < P.size, P[np.minimum(j, P.size - 1)] - cand, np.inf)
+        left = np.where(j > 0, cand - P[np.maximum(j - 1, 0)], np.inf)
+        ok = (right > sep) & (left > sep)
+        cand, sep = cand[ok], sep[ok]
+    if cand.size > 1:  # greedy left to right among the candidates themselves
+        keep = np.ones(cand.size, bool)
+        last = cand[0]
+        for i in range(1, cand.size):
+            if cand[i] - last <= sep[i]:
+                keep[i] = False
+            else:
+                last = cand[i]
+        cand = cand[keep]
+    return np.union1d(P, cand)
 
 
 def _base_dictionary(t, penalty, affine, regions, n_grid, far):
+    """Starting kink positions (all families): the constraint points, ``0``, the tangency points ``-1/t_i``
+    (``l2``), a uniform grid of ``n_grid`` points on the hull and, without the affine term, a geometric
+    grid from the hull out to ``|p| = far``."""
     lo, hi = t[0], t[-1]
     span = hi - lo
     # exact positions first (constraint points, 0, the tangency points -1/x_i), then the grids, which
@@ -510,6 +459,544 @@ def _base_dictionary(t, penalty, affine, regions, n_grid, far):
     return P
 
 
+# ------------------------------------------------------------------------------------------------
+# the banded linear program
+_FAMILIES = ("R", "L", "P")  # right-facing units, left-facing units, cancelling pairs inside regions
+_HIGHS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+
+
+class _Problem:
+    r"""The constraints ``f(t_i) = b_i`` in the coordinates ``T f = (f(t_1), delta_1, kappa_2, ..,
+    kappa_{n-1})`` and the unit families allowed by the convention.
+
+    Row ``0`` is ``f(t_1)``; row ``k + 1`` (``k = 0 .. n-2``) carries the value ``G_k`` of the dual function
+    at ``t_{k+1}`` (row 1 is ``delta_1``, the others are curvatures); ``t_n`` has no row (``G = 0`` there).
+    The image of a unit is linear in its kink position between consecutive constraint points:
+
+    * ``R(p) = (x - p)_+``: ``(t_1 - p) e_0 + e_1`` for ``p <= t_1``; ``u e_{j+1} + w e_{j+2}`` for ``p`` in
+      ``[t_j, t_{j+1}]`` with ``u = (t_{j+1} - p)/d_j``, ``w = (p - t_j)/d_j``; ``0`` for ``p >= t_n``;
+    * ``L(p) = (p - x)_+ = R(p) + (p - t_1) e_0 - e_1``;  ``P(p) = x - p = (t_1 - p) e_0 + e_1`` (cost ``2 W``).
+    """
+
+    def __init__(self, t, b, regions, penalty, affine, far):
+        self.t, self.b, self.regions = t, b, tuple(regions)
+        self.penalty, self.affine, self.far = penalty, affine, far
+        self.n = n = t.size
+        self.d = np.diff(t)
+        delta = np.diff(b) / self.d
+        self.Tb = np.concatenate([[b[0]], delta[:1], np.diff(delta)])
+        self.w0 = constant_weight(penalty)
+        seg_in = np.zeros(n - 1, bool)  # interval j = [t_j, t_{j+1}] lies in a region
+        for lo, hi, _, _ in self.regions:
+            seg_in |= (t[:-1] >= lo) & (t[1:] <= hi)
+        self.seg_in = seg_in
+
+    # -- families -----------------------------------------------------------------------------
+    def families(self) -> tuple[str, ...]:
+        if self.affine:
+            return ("R",)
+        return ("R", "L", "P") if self.regions else ("R", "L")
+
+    def allowed(self, fam: str, p: np.ndarray) -> np.ndarray:
+        """Positions where a unit of family ``fam`` may sit (and is not zero on the data)."""
+        t, inside = self.t, _inside_regions(p, self.regions)
+        if fam == "P":
+            return inside
+        if self.affine:
+            return (p >= t[0]) & (p < t[-1]) & ~inside
+        if fam == "R":
+            return (p >= -self.far) & (p < t[-1]) & ~inside
+        return (p > t[0]) & (p <= self.far) & ~inside
+
+    def segments(self, fam: str) -> tuple[np.ndarray, np.ndarray]:
+        """Closed intervals ``[a, b]`` covering the allowed positions of ``fam``, on each of which the
+        family's image is linear in ``p`` (degenerate ``[q, q]`` for isolated allowed constraint points)."""
+        t = self.t
+        if fam == "P":
+            return t[:-1][self.seg_in], t[1:][self.seg_in]
+        a, b = [t[:-1][~self.seg_in]], [t[1:][~self.seg_in]]
+        # constraint points between two region intervals (regions sharing an end point)
+        touch = np.zeros(self.n, bool)
+        touch[1:-1] = self.seg_in[:-1] & self.seg_in[1:]
+        lone = t[touch & ~_inside_regions(t, self.regions)]
+        a.append(lone), b.append(lone)
+        if not self.affine and fam == "R" and -self.far < t[0]:
+            a.append([-self.far]), b.append([t[0]])
+        if not self.affine and fam == "L" and self.far > t[-1]:
+            a.append([t[-1]]), b.append([self.far])
+        return np.concatenate(a).astype(float), np.concatenate(b).astype(float)
+
+    def images(self, fam: str, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``[K, 4]`` (``n`` = no row) and values ``[K, 4]`` of the images ``T phi_p``."""
+        t, n = self.t, self.n
+        p = np.asarray(p, float)
+        K = p.size
+        rows = np.full((K, 4), n, dtype=np.int64)
+        vals = np.zeros((K, 4))
+        rows[:, 0], rows[:, 1] = 0, 1
+        if fam == "P":
+            vals[:, 0], vals[:, 1] = t[0] - p, 1.0
+            return rows, vals
+        left = p < t[0]
+        vals[left, 0], vals[left, 1] = t[0] - p[left], 1.0
+        mid = (p >= t[0]) & (p < t[-1])
+        j = np.clip(np.searchsorted(t, p[mid], side="right") - 1, 0, n - 2)
+        d = self.d[j]
+        u, w = (t[j + 1] - p[mid]) / d, (p[mid] - t[j]) / d
+        rows[mid, 2], vals[mid, 2] = j + 1, u
+        rows[mid, 3], vals[mid, 3] = np.where(j + 2 <= n - 1, j + 2, n), w
+        if fam == "L":
+            vals[:, 0] += p - t[0]
+            vals[:, 1] -= 1.0
+        return rows, vals
+
+    def slopes(self, fam: str, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and values of ``d(T phi_p)/dp`` (constant on each open interval between constraint points)."""
+        t, n = self.t, self.n
+        p = np.asarray(p, float)
+        K = p.size
+        rows = np.full((K, 3), n, dtype=np.int64)
+        vals = np.zeros((K, 3))
+        rows[:, 0] = 0
+        if fam == "P":
+            vals[:, 0] = -1.0
+            return rows, vals
+        left = p < t[0]
+        vals[left, 0] = -1.0
+        mid = (p >= t[0]) & (p < t[-1])
+        j = np.clip(np.searchsorted(t, p[mid], side="right") - 1, 0, n - 2)
+        rows[mid, 1], vals[mid, 1] = j + 1, -1.0 / self.d[j]
+        rows[mid, 2], vals[mid, 2] = np.where(j + 2 <= n - 1, j + 2, n), 1.0 / self.d[j]
+        if fam == "L":
+            vals[:, 0] += 1.0
+        return rows, vals
+
+    def dual_values(self, fam: str, p: np.ndarray, nu: np.ndarray) -> np.ndarray:
+        """``g(p) = nu . T phi_p`` for the units of ``fam`` at ``p``."""
+        rows, vals = self.images(fam, p)
+        return (vals * np.append(nu, 0.0)[rows]).sum(1)
+
+    def scale(self, fam: str) -> float:
+        return 2.0 if fam == "P" else 1.0
+
+    # -- the LP ---------------------------------------------------------------------------------
+    def lp(self, dic: dict, *, objective=None, cap=None) -> dict | None:
+        """Minimise ``sum_k cost_k |z_k|`` subject to ``T A z = T b`` over the dictionary ``dic``
+        (family -> positions); with ``cap``, minimise ``objective`` (a function of the column layout)
+        subject to the cost being at most ``cap``.  Returns ``None`` if HiGHS reports no optimum."""
+        n = self.n
+        fams = [f for f in self.families() if dic.get(f) is not None and len(dic[f])]
+        R, V, C, sizes = [], [], [], []
+        for f in fams:
+            rows, vals = self.images(f, dic[f])
+            R.append(rows), V.append(vals), C.append(self.scale(f) * weight(dic[f], self.penalty))
+            sizes.append(len(dic[f]))
+        K = int(sum(sizes))
+        if K:
+            rows, vals = np.concatenate(R), np.concatenate(V)
+            cols = np.repeat(np.arange(K), 4)
+            keep = rows.ravel() < n
+            A = sparse.csc_matrix((vals.ravel()[keep], (rows.ravel()[keep], cols[keep])), shape=(n, K))
+            cost = np.concatenate(C)
+        else:
+            A, cost = sparse.csc_matrix((n, 0)), np.zeros(0)
+        # free / extra columns: (v, c) with the affine term, else the constant neuron (split in two)
+        if self.affine:
+            F = sparse.csc_matrix(np.array([[self.t[0], 1.0], [1.0, 0.0]] + [[0.0, 0.0]] * (n - 2)))
+            fcost, fbounds = np.zeros(2), [(None, None)] * 2
+        else:
+            e0 = np.zeros((n, 1))
+            e0[0] = 1.0
+            F = sparse.csc_matrix(np.hstack([e0, -e0]))
+            fcost, fbounds = np.full(2, self.w0), [(0, None)] * 2
+        A_eq = sparse.hstack([A, -A, F], format="csc")
+        c = np.concatenate([cost, cost, fcost])
+        bounds = [(0, None)] * (2 * K) + fbounds
+        sb = float(np.abs(self.Tb).max())
+        if sb == 0.0:
+            sb = 1.0
+        t0 = time.perf_counter()
+        kw = {"A_eq": A_eq, "b_eq": self.Tb / sb, "bounds": bounds}
+        obj = c
+        if cap is not None:
+            obj = objective(dic, fams, sizes)
+            kw.update(A_ub=c[None, :], b_ub=[cap / sb])
+        res = linprog(obj, method="highs", options=_HIGHS, **kw)
+        if res.status == 4:  # simplex in numerical trouble ("model status unknown"): interior point instead
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", OptimizeWarning)  # HiGHS options scipy does not list
+                res = linprog(obj, method="highs-ipm", options={**_HIGHS, "run_crossover": "off",
+                                                                "ipm_optimality_tolerance": 1e-12}, **kw)
+        self.lp_seconds = getattr(self, "lp_seconds", 0.0) + time.perf_counter() - t0
+        self.lps = getattr(self, "lps", 0) + 1
+        if res.status != 0:
+            return None
+        z = res.x * sb
+        zz = z[:K] - z[K:2 * K]
+        out = {"z": {}, "value": float(c @ z), "x": z, "nu": None}
+        off = 0
+        for f, k in zip(fams, sizes):
+            out["z"][f] = zz[off:off + k]
+            off += k
+        if self.affine:
+            out["v"], out["c"] = float(z[2 * K]), float(z[2 * K + 1])
+        else:
+            out["v"], out["c"] = 0.0, float(z[2 * K] - z[2 * K + 1])
+        if cap is None:
+            out["nu"] = np.asarray(res.eqlin.marginals, float)
+        return out
+
+    # -- the certificate ------------------------------------------------------------------------
+    def project(self, nu: np.ndarray) -> np.ndarray:
+        """Make the dual satisfy the equality constraints of the free columns exactly."""
+        nu = nu.copy()
+        if self.affine:
+            nu[0] = nu[1] = 0.0  # columns 1 = e_0 and x = t_1 e_0 + e_1 are free
+        elif self.w0 == 0.0:
+            nu[0] = 0.0  # the constant neuron is free
+        return nu
+
+    def check(self, nu: np.ndarray) -> tuple[float, dict]:
+        """Largest ratio ``|g(p)| / (scale W(p))`` over all allowed positions (exact, per interval in
+        closed form) and, per family, the most violated position of every interval whose ratio exceeds 1."""
+        rho, where = 0.0, {}
+        for f in self.families():
+            a, b = self.segments(f)
+            if a.size == 0:
+                continue
+            ga, gb = self.dual_values(f, a, nu), self.dual_values(f, b, nu)
+            cand = [a, b]
+            if self.penalty == "l2":  # stationary point of (alpha + beta p)^2 / (1 + p^2): p = beta / alpha
+                den = ga * b - gb * a
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ps = np.where(den != 0, (gb - ga) / den, a)
+                cand.append(np.where((ps > a) & (ps < b), ps, a))
+            elif self.penalty == "l1":
+                cand.append(np.where((a < 0) & (b > 0), 0.0, a))
+            P = np.stack(cand, 1)
+            L = np.where(b > a, b - a, 1.0)[:, None]
+            g = ga[:, None] + (P - a[:, None]) / L * (gb - ga)[:, None]
+            ratio = np.abs(g) / (self.scale(f) * weight(P, self.penalty))
+            k = np.argmax(ratio, 1)
+            best = ratio[np.arange(a.size), k]
+            rho = max(rho, float(best.max()))
+            where[f] = (best, P[np.arange(a.size), k])
+        if not self.affine and self.w0 > 0:
+            rho = max(rho, abs(float(nu[0])) / self.w0)
+        return rho, where
+
+    def dual_on_points(self, nu: np.ndarray) -> np.ndarray:
+        """``mu = T^T nu``: the same dual as multipliers of the constraints ``f(t_i) = b_i``."""
+        G = np.append(nu[1:], 0.0)  # dual function at t_1 .. t_n
+        cj = (G[:-1] - G[1:]) / self.d  # coefficient of (f(t_{j+1}) - f(t_j))
+        mu = np.zeros(self.n)
+        mu[0] = nu[0]
+        mu[1:] += cj
+        mu[:-1] -= cj
+        return mu
+
+
+def _dictionary(prob: _Problem, positions: np.ndarray) -> dict:
+    """Split kink positions into the families allowed there."""
+    positions = np.asarray(positions, float)
+    return {f: positions[prob.allowed(f, positions)] for f in prob.families()}
+
+
+def _merge_atoms(prob: _Problem, dic: dict, z: dict) -> dict:
+    """Per family, merge the same-sign atoms of each interval between consecutive constraint points
+    (far intervals included) into one atom at the moment-weighted mean position.
+
+    The image of a unit is linear in ``p`` on the interval, so ``sum_k z_k phi(p_k) = (sum_k z_k)
+    phi(pbar)`` with ``pbar = sum_k |z_k| p_k / sum_k |z_k|`` (the constraints are kept exactly); the
+    cost can only drop because ``W`` is convex (Jensen).  An atom on a constraint point joins the
+    interval to its right."""
+    t = prob.t
+    out = {}
+    for f, p in dic.items():
+        zf = z.get(f, np.zeros(0))
+        mag = np.abs(zf)
+        act = mag > 1e-14 * max(float(mag.max(initial=0.0)), 1e-300)
+        p, zf = p[act], zf[act]
+        if p.size == 0:
+            out[f] = (p, zf)
+            continue
+        seg = np.searchsorted(t, p, side="right")  # 0: left of t_1, n: right of t_n
+        key = np.stack([seg, np.sign(zf).astype(int)], 1)
+        uk, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        tot = np.bincount(inv, weights=zf, minlength=len(uk))
+        wsum = np.bincount(inv, weights=np.abs(zf), minlength=len(uk))
+        pm = np.bincount(inv, weights=np.abs(zf) * p, minlength=len(uk)) / wsum
+        # keep exact positions of lone atoms (no rounding from the weighted mean)
+        cnt = np.bincount(inv, minlength=len(uk))
+        first = np.zeros(len(uk), dtype=np.int64)
+        first[inv[::-1]] = np.arange(inv.size)[::-1]
+        pm = np.where(cnt == 1, p[first], pm)
+        o = np.argsort(pm, kind="stable")
+        out[f] = (pm[o], tot[o])
+    return out
+
+
+def _weight_derivatives(p: np.ndarray, penalty: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``W, W', W''`` at ``p`` (``l2``: ``sqrt(1+p^2)``, ``p / W``, ``W^-3``)."""
+    w = weight(p, penalty)
+    if penalty == "l2":
+        return w, p / w, w ** -3.0
+    if penalty == "l1":
+        return w, np.sign(p), np.zeros_like(p)
+    return w, np.zeros_like(p), np.zeros_like(p)
+
+
+def _free_columns(prob: _Problem, c_value: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """(rows, values, dual target) of the affine columns: ``x`` and ``1`` (free) with the affine term;
+    without it the constant neuron (target ``sign(C) w0``) if it is used or free."""
+    if prob.affine:
+        return [(np.array([0, 1]), np.array([prob.t[0], 1.0]), 0.0), (np.array([0]), np.array([1.0]), 0.0)]
+    if prob.w0 == 0.0 or c_value != 0.0:
+        return [(np.array([0]), np.array([1.0]), float(np.sign(c_value)) * prob.w0)]
+    return []
+
+
+def _nearest_knot(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    j = np.clip(np.searchsorted(t, p), 1, t.size - 1)
+    return np.where(np.abs(p - t[j - 1]) <= np.abs(t[j] - p), t[j - 1], t[j])
+
+
+#: dual regularisation of the Newton system (scaled units): keeps dual values that the active set leaves
+#: undetermined (a degenerate vertex) where they are; it multiplies the primal residual, zero at the solution
+_REG = 1e-12
+
+
+def _newton_fail(reason: str) -> None:
+    _newton.reason = reason
+
+
+def _newton(prob: _Problem, atoms: dict, v: float, c: float, nu: np.ndarray, max_steps: int = 40):
+    r"""Solve the optimality conditions of the minimiser with the LP's kinks as the active set.
+
+    Unknowns: the coefficients ``z_k`` of the active atoms, the positions ``p_k`` of the atoms strictly
+    inside an interval (``l2`` only: elsewhere the weight is linear there and the LP's position is
+    exact), the affine/constant coefficients and the dual ``nu``.  Equations (a square system):
+    ``sum_k z_k T phi(p_k) + affine = T b`` (primal), ``nu . T phi(p_k) = sign(z_k) s W(p_k)`` (the dual
+    constraint is tight at every atom), ``nu . d(T phi)/dp = sign(z_k) s W'(p_k)`` (tangency at a movable
+    atom: the per-interval dual constraint of chapter 3 touches ``W`` there), and ``nu`` meets the
+    affine columns' dual constraints with equality.  Newton's method (sparse LU) from the LP point; an
+    atom that reaches the end of its interval is pinned there and Newton restarts.  Returns
+    ``(atoms, v, c, nu)`` or ``None`` (singular system, a coefficient changing sign)."""
+    from scipy.sparse.linalg import spsolve
+
+    n, t = prob.n, prob.t
+    sb = float(np.abs(prob.Tb).max()) or 1.0
+    rhs = prob.Tb / sb
+    fl, P, Z = [], [], []
+    for f, (p, z) in atoms.items():
+        keep = z != 0
+        fl += [f] * int(keep.sum())
+        P.append(p[keep]), Z.append(z[keep] / sb)
+    if not fl:
+        return _newton_fail('no atoms')
+    fams = np.array(fl)
+    p, z = np.concatenate(P), np.concatenate(Z)
+    sig = np.sign(z)
+    scale = np.where(fams == "P", 2.0, 1.0)
+    knot = _nearest_knot(t, p)
+    at_knot = np.abs(p - knot) <= _COL_SEP * (1.0 + np.abs(p))
+    p = np.where(at_knot, knot, p)
+    fixed = at_knot | (np.abs(p) >= prob.far) | (prob.penalty != "l2")
+    fvals = np.array([v, c]) / sb if prob.affine else np.array([c / sb])
+    nu = np.asarray(nu, float).copy()
+    for _restart in range(12):
+        # pinned atoms may coincide with another atom of their family (one column: add them) or sit
+        # where their family vanishes on the data (R at t_n, L at t_1: drop them)
+        key = np.stack([np.unique(fams, return_inverse=True)[1].ravel(), np.where(fixed, p, np.nan)], 1)
+        dead = ((fams == "R") & (p >= t[-1])) | ((fams == "L") & (p <= t[0]))
+        if dead.any() or np.unique(key[fixed], axis=0).shape[0] < fixed.sum():
+            keep = ~dead
+            fams, p, z, fixed = fams[keep], p[keep], z[keep], fixed[keep]
+            ident = np.unique(fams, return_inverse=True)[1].ravel()
+            k2 = np.where(fixed, p, np.arange(p.size) + 0.5 + np.max(np.abs(p)) * 4 + 1.0)
+            uk, inv = np.unique(np.stack([ident, k2], 1), axis=0, return_inverse=True)
+            inv = inv.ravel()
+            first = np.zeros(len(uk), dtype=np.int64)
+            first[inv[::-1]] = np.arange(inv.size)[::-1]
+            z = np.bincount(inv, weights=z, minlength=len(uk))
+            fams, p, fixed = fams[first], p[first], fixed[first]
+            nz = z != 0
+            fams, p, z, fixed = fams[nz], p[nz], z[nz], fixed[nz]
+            if p.size == 0:
+                return _newton_fail("no atoms")
+        sig = np.sign(z)
+        scale = np.where(fams == "P", 2.0, 1.0)
+        mov = np.flatnonzero(~fixed)
+        k_in = np.searchsorted(t, p[mov], side="right")  # 0: left of t_1, n: right of t_n
+        lo = np.where(k_in == 0, -prob.far, t[np.clip(k_in - 1, 0, n - 1)])
+        hi = np.where(k_in == n, prob.far, t[np.clip(k_in, 0, n - 1)])
+        free = _free_columns(prob, float(fvals[-1]))
+        F = len(free)
+        fv = fvals[:F].copy()
+        m, q = p.size, mov.size
+        N = m + q + F + n
+        iz, ip, iF, inu = 0, m, m + q, m + q + F
+        x = np.concatenate([z, p[mov], fv, nu])
+        restart = converged = False
+        stall, last = 0, np.inf
+        for _step in range(max_steps):
+            z_, pm, fv_, nu_ = x[iz:ip], x[ip:iF], x[iF:inu], x[inu:]
+            pp = p.copy()
+            pp[mov] = pm
+            nu_ext = np.append(nu_, 0.0)
+            rows, cols, vals = [], [], []
+            E1, E2, E3, E4 = -rhs.copy(), np.zeros(m), np.zeros(q), np.zeros(F)
+            W, W1, W2 = _weight_derivatives(pp, prob.penalty)
+            pos_in_mov = np.full(m, -1)
+            pos_in_mov[mov] = np.arange(q)
+            for f in np.unique(fams):
+                idx = np.flatnonzero(fams == f)
+                R_, V_ = prob.images(str(f), pp[idx])
+                ok_ = R_ < n
+                ci = np.broadcast_to(idx[:, None], R_.shape)
+                np.add.at(E1, R_[ok_], (V_ * z_[idx, None])[ok_])
+                E2[idx] = (V_ * nu_ext[R_]).sum(1) - sig[idx] * scale[idx] * W[idx]
+                rows.append(R_[ok_]), cols.append(iz + ci[ok_]), vals.append(V_[ok_])  # dE1/dz
+                rows.append(n + ci[ok_]), cols.append(inu + R_[ok_]), vals.append(V_[ok_])  # dE2/dnu
+                km = idx[pos_in_mov[idx] >= 0]
+                if km.size:
+                    kp = pos_in_mov[km]
+                    Rs, Vs = prob.slopes(str(f), pp[km])
+                    oks = Rs < n
+                    g1 = (Vs * nu_ext[Rs]).sum(1)
+                    d2 = g1 - sig[km] * scale[km] * W1[km]
+                    E3[kp] = d2
+                    cp = np.broadcast_to(kp[:, None], Rs.shape)
+                    rows.append(Rs[oks]), cols.append(ip + cp[oks]), vals.append((Vs * z_[km, None])[oks])  # dE1/dp
+                    rows.append(n + km), cols.append(ip + kp), vals.append(d2)  # dE2/dp
+                    rows.append(n + m + cp[oks]), cols.append(inu + Rs[oks]), vals.append(Vs[oks])  # dE3/dnu
+                    rows.append(n + m + kp), cols.append(ip + kp), vals.append(-sig[km] * scale[km] * W2[km])  # dE3/dp
+            for i, (rr, vv, tg) in enumerate(free):
+                E1[rr] += vv * fv_[i]
+                E4[i] = float(vv @ nu_[rr]) - tg
+                rows.append(rr), cols.append(np.full(rr.size, iF + i)), vals.append(vv)
+                rows.append(np.full(rr.size, n + m + q + i)), cols.append(inu + rr), vals.append(vv)
+            E = np.concatenate([E1, E2, E3, E4])
+            # dual regularisation: where the active set leaves a dual value undetermined (a degenerate
+            # vertex), the step keeps it instead of making the system singular; at E = 0 it vanishes
+            rows.append(np.arange(n)), cols.append(inu + np.arange(n)), vals.append(np.full(n, -_REG))
+            J = sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(N, N))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a singular system is reported as NaNs or raises
+                    dx = spsolve(J, -E)
+            except RuntimeError:
+                return _newton_fail('the Newton system is singular')
+            if not np.all(np.isfinite(dx)):
+                return _newton_fail('the Newton system is singular')
+            # damped step: coefficients keep their signs, movable atoms stay inside their intervals.  A
+            # step blocked at once changes the active set (as in an active-set method): an atom pushed
+            # against an end of its interval is pinned there, a coefficient pushed through zero is
+            # dropped, and Newton restarts; a residual that stops decreasing means the LP's active set
+            # cannot be completed this way (column generation goes on instead)
+            nE = float(np.abs(E).max())
+            stall = stall + 1 if nE > 0.5 * last else 0
+            last = nE
+            if stall >= 2 and nE <= 1e-12:  # at the rounding floor of the scaled system: done
+                converged = True
+                break
+            if stall >= 4:
+                return _newton_fail("Newton's method stalls: the LP's active set is not the minimiser's")
+            dz, dp = dx[iz:ip], dx[ip:iF]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                a_hi = np.where(dp > 0, (hi - pm) / dp, np.inf)
+                a_lo = np.where(dp < 0, (lo - pm) / dp, np.inf)
+                a_z = np.where(sig * (z_ + dz) <= 0, -z_ / dz, np.inf)
+            a_pos = np.minimum(a_hi, a_lo)
+            ap, az = float(a_pos.min(initial=np.inf)), float(a_z.min(initial=np.inf))
+            alpha = min(1.0, 0.9 * ap, 0.9 * az)
+            if alpha < 1e-2:
+                p[mov] = pm
+                z, nu = z_.copy(), nu_.copy()
+                fvals = np.concatenate([fv_, fvals[F:]]) if F else fvals
+                if ap <= az:
+                    k = np.flatnonzero(a_pos < 1.0)
+                    p[mov[k]] = np.where(dp[k] > 0, hi[k], lo[k])
+                    fixed[mov[k]] = True
+                else:
+                    keep = a_z >= 1.0
+                    fams, p, z, fixed = fams[keep], p[keep], z[keep], fixed[keep]
+                    if p.size == 0:
+                        return _newton_fail("no atoms")
+                restart = True
+                break
+            x = x + alpha * dx
+            if alpha == 1.0 and np.max(np.abs(dx)) <= 1e-13 * (1.0 + np.max(np.abs(x))):
+                converged = True
+                break
+        if restart:
+            continue
+        if not converged:
+            return _newton_fail("Newton's method did not converge")
+        z_, pm, fv_, nu_ = x[iz:ip], x[ip:iF], x[iF:inu], x[inu:]
+        pp = p.copy()
+        pp[mov] = pm
+        out = {}
+        for f in np.unique(fams):
+            idx = np.flatnonzero(fams == f)
+            o = np.argsort(pp[idx], kind="stable")
+            out[str(f)] = (pp[idx][o], z_[idx][o] * sb)
+        if prob.affine:
+            return out, float(fv_[0] * sb), float(fv_[1] * sb), nu_
+        return out, 0.0, float(fv_[0] * sb) if F else 0.0, nu_
+    return _newton_fail('too many active-set changes')
+
+
+def _refine(prob: _Problem, atoms: dict, v: float, c: float, rounds: int = 2) -> tuple[dict, float, float]:
+    """Iterative refinement of the coefficients with the kink positions fixed: the residual
+    ``f(t_i) - b_i`` is removed by a dense least-squares correction in the original coordinates on the
+    active columns (HiGHS meets the equality constraints only to its feasibility tolerance, relative to
+    the largest ``|T b|``, which ``T^-1`` amplifies).  Kept only where it lowers the residual without
+    changing a coefficient's sign; skipped above ``4e6`` matrix entries."""
+    t, b = prob.t, prob.b
+    atoms = {f: (p[z != 0], z[z != 0]) for f, (p, z) in atoms.items()}
+    fams = [f for f in atoms if len(atoms[f][0])]
+    K = sum(len(atoms[f][0]) for f in fams)
+    if K == 0 or prob.n * (K + 2) > 4e6:
+        return atoms, v, c
+    cols = []
+    for f in fams:
+        p = atoms[f][0]
+        cols.append(np.maximum(t[:, None] - p, 0.0) if f == "R" else np.maximum(p - t[:, None], 0.0) if f == "L"
+                    else t[:, None] - p)
+    free = [t, np.ones_like(t)] if prob.affine else ([np.ones_like(t)] if (prob.w0 == 0.0 or c != 0.0) else [])
+    A = np.hstack(cols + [q[:, None] for q in free])
+    x = np.concatenate([atoms[f][1] for f in fams] + [[v, c] if prob.affine else ([c] if free else [])])
+    res0 = np.abs(A @ x - b).max()
+    for _ in range(rounds):
+        x2 = x + np.linalg.lstsq(A, b - A @ x, rcond=None)[0]
+        res = np.abs(A @ x2 - b).max()
+        if np.any(np.sign(x2[:K]) != np.sign(x[:K])) or not res < res0:
+            break
+        x, res0 = x2, res
+    off, out = 0, {}
+    for f in fams:
+        k = len(atoms[f][0])
+        out[f] = (atoms[f][0], x[off:off + k])
+        off += k
+    for f, a_ in atoms.items():
+        out.setdefault(f, a_)
+    if prob.affine:
+        return out, float(x[K]), float(x[K + 1])
+    return out, 0.0, float(x[K]) if free else c
+
+
+def _certify(prob: _Problem, atoms: dict, v: float, c: float, nu: np.ndarray) -> dict:
+    """Cost of the function given by ``atoms`` (and ``v, c``), and the certified bound of the dual ``nu``."""
+    nu = prob.project(nu)
+    rho, where = prob.check(nu)
+    bound = float(nu @ prob.Tb) / max(rho, 1.0)
+    cost = sum(float(np.sum(np.abs(z) * prob.scale(f) * weight(p, prob.penalty))) for f, (p, z) in atoms.items())
+    cost += 0.0 if prob.affine else prob.w0 * abs(c)
+    return {"atoms": atoms, "v": v, "c": c, "nu": nu, "rho": rho, "where": where, "bound": bound, "cost": cost}
+
+
 def solve(
     x: Sequence[float] | None,
     y: Sequence[float] | None,
@@ -520,158 +1007,255 @@ def solve(
     n_grid: int = 201,
     far: float | None = None,
     max_iter: int = 60,
-    merge_gap: float = 1e-5,
-    drop_tol: float = 1e-9,
+    gap_tol: float = 1e-9,
     polish: bool = True,
+    on_fail: str = "warn",
 ) -> Solution:
     r"""Minimal-norm interpolant: minimise ``sum_k |s_k| W(p_k)`` (plus the constant's cost without the
     affine term) subject to ``f(x_i) = y_i`` and ``f`` affine on each region with the given end values.
 
+    Column generation on the banded LP of the module docstring: each round costs one sparse LP with
+    ``n`` rows and ``O(n + n_grid)`` columns of at most four nonzeros, plus an ``O(n)`` closed-form dual
+    check that adds the most violated kink position of each violated interval.  Once the LP is within
+    ``1e-6`` of its bound, the LP's kinks (merged to one per interval and sign) are the active set of
+    Newton's method on the optimality conditions (:func:`_newton`: tight and *tangent* per-interval dual
+    constraints), which gives the kink positions to rounding; its dual is certified by the same
+    closed-form check.  Stops when ``cost - lower <= gap_tol * cost`` (``lower`` the best certified bound
+    ``nu . T b / max(rho, 1)`` so far), when no violated position is new (the LP tolerances are reached)
+    or after ``max_iter`` rounds.
+
     Args:
-        x, y: point constraints (any order, distinct ``x``); may be ``None`` when regions are given.
+        x, y: 1-D point constraints (any order, distinct ``x``); may be ``None`` when regions are given.
         regions: ``(l, r, y_l, y_r)`` tuples: ``f`` equals the line through ``(l, y_l), (r, y_r)`` on ``[l, r]``.
         penalty: ``"l2"`` (bias in the Euclidean penalty), ``"l1"`` (``|w| + |b|``) or ``"free"``.
         affine: ``True``: a free skip term ``v x + c``; ``False``: none (both unit orientations and a
             constant neuron in the dictionary).
-        n_grid: points of the uniform starting grid on the data hull.
+        n_grid: points of the uniform starting grid on the hull (also kept for :func:`value_range`).
         far: largest ``|p|`` allowed (default ``1e4 * max(1, max |x|)``; only used without the affine term).
-        max_iter: column-generation rounds.
-        merge_gap: same-sign atoms closer than ``merge_gap * (1 + span)``, with no constraint point strictly
-            between them, are merged into one kink at their weighted mean.
-        drop_tol: a kink is dropped when re-solving without it raises the value by at most
-            ``drop_tol * (1 + value)``.
-        polish: (affine term free) move the final kinks continuously, each inside its interval between
-            constraint points, to minimise the exact cost subject to the constraints (SLSQP).
+        max_iter: column-generation rounds (>= 1).
+        gap_tol: target for the certified relative gap ``(cost - lower) / cost`` (``1e-14`` times the
+            first round's value is added as a floor, for optima at rounding level).
+        polish: merge the same-sign atoms of each interval into one kink (exact for the constraints, never
+            raises the cost), run Newton's method on the kink positions and re-solve once on the merged
+            kinks; ``False`` returns the last column-generation LP's atoms as they are.
+        on_fail: ``"warn"`` (:class:`NotConvergedWarning`) or ``"raise"`` (:class:`NotConvergedError`)
+            when ``gap_tol`` is not met; the message names the gap reached and the setting to change.
 
     Returns:
-        :class:`Solution` with ``cost``, certified ``lower`` bound and ``gap``.
+        :class:`Solution` with ``cost``, certified ``lower`` bound, ``gap`` and ``info["converged"]``.
 
-    References: ``boursier2023penalising`` (the costs), ``savarese2019infinite``, ``park2023minimum``.
+    References: ``boursier2023penalising`` (the costs, one kink per interval), ``savarese2019infinite``,
+    ``park2023minimum`` (known regions).
     """
     _check_penalty(penalty)
-    t, b, regs = _constraints(x, y, regions)
-    span = float(t[-1] - t[0])
-    far = float(far if far is not None else 1e4 * max(1.0, float(np.abs(t).max())))
-    P = _base_dictionary(t, penalty, affine, regs, n_grid, far)
+    if on_fail not in ("warn", "raise"):
+        raise ValueError(f"invalid on_fail={on_fail!r}: allowed values are 'warn', 'raise'")
     if max_iter < 1:
         raise ValueError(f"invalid max_iter={max_iter!r}: must be >= 1")
-    sol, it, rho, converged = None, 0, np.inf, False
-    lower, lam_final, rho_final = -np.inf, None, np.inf
+    if not (gap_tol > 0):
+        raise ValueError(f"invalid gap_tol={gap_tol!r}: must be > 0")
+    t, b, regs = _constraints(x, y, regions)
+    extent = float(np.abs(t).max())
+    far = float(far if far is not None else 1e4 * max(1.0, extent))
+    if not affine and not far > extent:
+        raise ValueError(f"invalid far={far!r}: must exceed the largest |constraint point| ({extent:g})")
+    prob = _Problem(t, b, regs, penalty, affine, far)
+    dic = _dictionary(prob, _base_dictionary(t, penalty, affine, regs, n_grid, far))
+    best = {"bound": -np.inf, "nu": None, "rho": np.inf}
+    final, reason, it, floor, sol = None, f"max_iter={max_iter} rounds used", 0, 0.0, None
+
+    def done(cost):
+        return cost - best["bound"] <= gap_tol * abs(cost) + floor
+
+    def keep_bound(cert):
+        if np.isfinite(cert["bound"]) and cert["bound"] > best["bound"]:
+            best.update(bound=cert["bound"], nu=cert["nu"], rho=cert["rho"])
+
+    newton_tries, newton_note = 0, "not tried (penalty without curvature, or the LP never came within 1e-6)"
     for it in range(1, max_iter + 1):
-        sol = _lp(P, t, b, penalty, affine, regs)  # `sol` always belongs to the current `P`
+        sol = prob.lp(dic)
         if sol is None:
             raise ValueError("the constraints are infeasible (inconsistent regions or points?)")
-        lam = _project_dual(sol["lam"], t, penalty, affine)
-        rho, where = _dual_check(lam, t, penalty, affine, regs, far)
         # every round's rescaled dual is feasible on the continuum: keep the best bound (the duals of
         # successive rounds can jump between vertices, so the last one need not be the best)
-        bound = float(lam @ b) / max(rho, 1.0)
-        if np.isfinite(bound) and bound > lower:
-            lower, lam_final, rho_final = bound, lam / max(rho, 1.0), rho
-        cand = np.array([arg for ratio, arg in where if ratio > 1 + 1e-12])
-        # a most violated position within rounding of a column already present is that column
-        # (violated only within the LP tolerances): adding it would only duplicate the column
-        grown = _add_columns(P, cand)
-        converged = rho <= 1 + 1e-12 or grown.size == P.size
-        if converged or it == max_iter:  # leave the loop with P still the dictionary of `sol`
+        cert = _certify(prob, {f: (dic[f], sol["z"].get(f, np.zeros(len(dic[f])))) for f in dic},
+                        sol["v"], sol["c"], sol["nu"])
+        keep_bound(cert)
+        if it == 1:
+            floor = 1e-14 * abs(sol["value"])
+        near = sol["value"] - best["bound"] <= 1e-6 * abs(sol["value"]) + floor
+        if polish and penalty == "l2" and (near or it == max_iter) and newton_tries < 3:
+            newton_tries += 1
+            _newton.reason = "converged, but not certified to gap_tol"
+            nt = _newton(prob, _merge_atoms(prob, dic, sol["z"]), sol["v"], sol["c"], sol["nu"])
+            newton_note = _newton.reason
+            if nt is not None:
+                pc = _certify(prob, *nt)
+                keep_bound(pc)
+                if done(pc["cost"]):
+                    final = pc
+                    break
+        if done(sol["value"]):
+            reason = "the merged kinks lost accuracy"
             break
-        P = grown
-    if lam_final is None:
+        if it == max_iter:
+            break
+        grown, new = {}, 0
+        for f, P in dic.items():
+            ratio, pos = cert["where"].get(f, (np.zeros(0), np.zeros(0)))
+            cand = pos[ratio > 1.0 + 1e-12]
+            grown[f] = _add_columns(P, cand[prob.allowed(f, cand)])
+            new += grown[f].size - P.size
+        if new == 0:  # every violation within rounding of a column already present: the LP tolerances
+            reason = "every violated position is already a column (the LP tolerances are reached)"
+            break
+        dic = grown
+    if best["nu"] is None:
         raise RuntimeError("solve: the LP returned no finite dual multipliers")
-    lp_value, P_lp = sol["value"], P.copy()
+    lp_value = sol["value"]
+    dictionary = _add_columns(np.zeros(0), np.concatenate([dic[f] for f in dic]))
 
-    # -- post-processing: merge, drop, re-solve on the final kinks ----------------------------------
-    mag = np.abs(sol["r"]) + np.abs(sol["l"])
-    act = mag > 1e-11 * (1.0 + mag.max(initial=0.0))
-    p, r, l = P[act], sol["r"][act], sol["l"][act]
-    # with the affine term free, merging same-sign neighbours never raises the cost (Jensen)
-    p, r, l = _merge(p, r, l, t, np.inf if affine else merge_gap * (1.0 + span), regs)
-    cur = _lp(p, t, b, penalty, affine, regs)
-    if cur is None or cur["value"] > lp_value + 1e-9 * (1 + abs(lp_value)):
-        p, r, l = P[act], sol["r"][act], sol["l"][act]  # merging did not pay off: keep the atoms
-        cur = _lp(p, t, b, penalty, affine, regs)
-    order = np.argsort(np.abs(cur["r"]) + np.abs(cur["l"]), kind="stable")  # smallest atoms first
-    keep = np.ones(p.size, bool)
-    for k in order:
-        trial = keep.copy()
-        trial[k] = False
-        if not trial.any() and affine is False:
-            continue
-        out = _lp(p[trial], t, b, penalty, affine, regs)
-        if out is not None and out["value"] <= cur["value"] + drop_tol * (1 + abs(cur["value"])):
-            keep, cur = trial, out
-    p = p[keep]
-    if affine and polish:
-        p, cur = _polish(p, cur, t, b, penalty, regs)
-    f = Solution(p=p, r=cur["r"], l=cur["l"], v=cur["v"], c=cur["c"], cost=0.0, lower=lower,
-                 penalty=penalty, affine=affine, t=t, b=b, regions=regs, dictionary=P_lp,
-                 lp_value=lp_value, dual=lam_final, iterations=it, residual=0.0, far=far)
+    # -- post-processing: one kink per interval, one re-solve (no LP per kink) -------------------------
+    atoms, v, c = {f: (dic[f], sol["z"].get(f, np.zeros(len(dic[f])))) for f in dic}, sol["v"], sol["c"]
+    if final is not None:
+        atoms, v, c = final["atoms"], final["v"], final["c"]
+    elif polish:
+        merged = _merge_atoms(prob, dic, sol["z"])
+        mdic = {f: merged[f][0] for f in merged}
+        cur = prob.lp(mdic)
+        if cur is not None and cur["value"] <= lp_value * (1 + 1e-9) + floor:
+            atoms, v, c = {f: (mdic[f], cur["z"].get(f, np.zeros(len(mdic[f])))) for f in mdic}, cur["v"], cur["c"]
+            if not affine:
+                # a right- and a left-facing atom of one interval with the same sign are one kink split
+                # between the two facings: offer their common weighted position to both families and keep
+                # the re-solve if it stays certified to gap_tol (it changes the affine part, so not exact)
+                cdic = _dictionary(prob, _common_positions(prob, atoms))
+                alt = prob.lp(cdic)
+                if alt is not None and done(alt["value"]):
+                    atoms, v, c = {f: (cdic[f], alt["z"].get(f, np.zeros(len(cdic[f])))) for f in cdic}, alt["v"], alt["c"]
+    if final is None:
+        atoms, v, c = _refine(prob, atoms, v, c)
+    p, r, l = _assemble(atoms)
+    f = Solution(p=p, r=r, l=l, v=v, c=c, cost=0.0, lower=best["bound"], penalty=penalty, affine=affine, t=t, b=b,
+                 regions=regs, dictionary=dictionary, lp_value=lp_value,
+                 dual=prob.dual_on_points(best["nu"]) / max(best["rho"], 1.0), iterations=it, residual=0.0, far=far)
     f.cost = float(np.sum((np.abs(f.r) + np.abs(f.l)) * weight(p, penalty))
                    + (0.0 if affine else constant_weight(penalty) * abs(f.c)))
     f.residual = float(np.max(np.abs(f(t) - b)))
-    f.info = {"rho": float(rho_final), "dictionary_size": int(P_lp.size), "converged": bool(converged)}
+    rel = f.gap / abs(f.cost) if f.cost != 0 else (0.0 if f.gap <= floor else np.inf)
+    converged = bool(done(f.cost))
+    f.info = {"rho": float(best["rho"]), "dictionary_size": int(sum(len(q) for q in dic.values())),
+              "converged": converged, "rel_gap": float(rel), "gap_tol": float(gap_tol), "newton": final is not None,
+              "newton_note": "" if final is not None else newton_note,
+              "lp_seconds": float(getattr(prob, "lp_seconds", 0.0)), "lps": int(getattr(prob, "lps", 0))}
+    if not converged:
+        msg = (f"minnorm1d.solve: certified relative gap {rel:.3g} > gap_tol={gap_tol:g} after {it} "
+               f"column-generation rounds ({reason}); raise max_iter or gap_tol")
+        if on_fail == "raise":
+            raise NotConvergedError(msg)
+        warnings.warn(msg, NotConvergedWarning, stacklevel=2)
     return f
 
 
-def _polish(p, cur, t, b, penalty, regs):
-    """Continuous refinement of the kink positions (affine term free): minimise ``sum |s_k| W(p_k)``
-    over ``(p, s, v, c)`` subject to ``f(t_j) = b_j``, each ``p_k`` kept in its closed interval between
-    constraint points and kinks on a constraint point kept there.  Accepted only if it lowers the cost
-    with a residual below ``1e-12 (1 + max |b|)``."""
-    from scipy.optimize import minimize
+def _common_positions(prob: _Problem, atoms: dict) -> np.ndarray:
+    """One position per (interval, sign of the slope jump) for the atoms of all families together: the
+    jump-weighted mean of their positions (cancelling pairs inside regions keep their own)."""
+    ps, zs = [], []
+    for f, (p, z) in atoms.items():
+        if f == "P":
+            continue
+        ps.append(p), zs.append(z)
+    pair = atoms.get("P", (np.zeros(0), None))[0]
+    if not ps:
+        return pair
+    p, z = np.concatenate(ps), np.concatenate(zs)
+    keep = z != 0
+    p, z = p[keep], z[keep]
+    if p.size == 0:
+        return pair
+    key = np.stack([np.searchsorted(prob.t, p, side="right"), np.sign(z).astype(int)], 1)
+    uk, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    w = np.abs(z)
+    pm = np.bincount(inv, weights=w * p, minlength=len(uk)) / np.bincount(inv, weights=w, minlength=len(uk))
+    return np.union1d(pm, pair)
 
-    K = p.size
-    if K == 0 or t.size > 2 * K + 2:
-        # SLSQP cannot take more equality constraints than variables (it returns "More equality
-        # constraints than independent variables", and for some sizes SciPy's SLSQP under-allocates its
-        # workspace and corrupts the heap: "double free or corruption", scipy/scipy#25665)
-        return p, cur
-    s0 = cur["r"]
-    sg = np.sign(s0)
-    near = np.abs(p[:, None] - t[None, :]) <= 1e-12 * (1.0 + np.abs(t).max())
-    p = np.where(near.any(1), t[np.argmax(near, 1)], p)  # kinks on a constraint point stay there
-    on_pt = near.any(1)
-    j = np.searchsorted(t, p)
-    lo = np.where(on_pt, p, t[np.clip(j - 1, 0, t.size - 1)])
-    hi = np.where(on_pt, p, t[np.clip(j, 0, t.size - 1)])
-    for lo_r, hi_r, _, _ in regs:  # kinks may not enter a region
-        lo = np.where((p >= hi_r) & (lo < hi_r), np.maximum(lo, hi_r), lo)
-        hi = np.where((p <= lo_r) & (hi > lo_r), np.minimum(hi, lo_r), hi)
-    z0 = np.concatenate([p, s0, [cur["v"], cur["c"]]])
 
-    def unpack(z):
-        return z[:K], z[K:2 * K], z[2 * K], z[2 * K + 1]
+def _assemble(atoms: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, r, l)`` of the function from the family atoms (a pair ``q`` at ``p`` is ``r = q, l = -q``)."""
+    ps, rs, ls = [], [], []
+    for f, (p, z) in atoms.items():
+        ps.append(p)
+        rs.append(z if f in ("R", "P") else np.zeros_like(z))
+        ls.append(z if f == "L" else -z if f == "P" else np.zeros_like(z))
+    p, r, l = (np.concatenate(a) if a else np.zeros(0) for a in (ps, rs, ls))
+    keep = (r != 0) | (l != 0)
+    p, r, l = p[keep], r[keep], l[keep]
+    # units of two families at the same position are one kink (Newton may leave a right- and a
+    # left-facing unit of one kink a few ulps apart: snap within 1e-12 (1 + |p|), which moves f by at
+    # most |z| 1e-12 (1 + |p|))
+    o = np.argsort(p, kind="stable")
+    p, r, l = p[o], r[o], l[o]
+    if p.size > 1:
+        close = np.diff(p) <= 1e-12 * (1.0 + np.abs(p[1:]))
+        start = np.concatenate([[True], ~close])
+        p = p[start][np.cumsum(start) - 1]
+    up, inv = np.unique(p, return_inverse=True)
+    return up, np.bincount(inv, weights=r, minlength=up.size), np.bincount(inv, weights=l, minlength=up.size)
 
-    def fun(z):
-        q, s, _, _ = unpack(z)
-        return float(np.sum(sg * s * weight(q, penalty)))
 
-    def dweight(q):
-        return q / np.hypot(1.0, q) if penalty == "l2" else np.sign(q) if penalty == "l1" else 0.0 * q
+_NEAR_STEPS = np.geomspace(1e-6, 0.5, 14)
 
-    def jac(z):
-        q, s, _, _ = unpack(z)
-        return np.concatenate([sg * s * dweight(q), sg * weight(q, penalty), [0.0, 0.0]])
 
-    def cons(z):
-        q, s, v, c = unpack(z)
-        return np.maximum(t[:, None] - q, 0.0) @ s + v * t + c - b
+def _near_kinks(sol: Solution, steps: np.ndarray = _NEAR_STEPS) -> np.ndarray:
+    """Positions at relative distances ``steps`` from each kink towards both ends of its interval between
+    constraint points (both intervals for a kink on a constraint point): the moves of a kink whose cost
+    is second order, which the probe must be able to see."""
+    t, p = sol.t, sol.kinks[0]
+    p = p[(p > t[0]) & (p < t[-1])]
+    if p.size == 0:
+        return np.zeros(0)
+    j = np.clip(np.searchsorted(t, p, side="right") - 1, 0, t.size - 2)
+    lo = np.where(p == t[j], t[np.maximum(j - 1, 0)], t[j])
+    hi = t[j + 1]
+    return np.concatenate([(p + np.outer(hi - p, steps).T).ravel(), (p - np.outer(p - lo, steps).T).ravel()])
 
-    def cons_jac(z):
-        q, s, _, _ = unpack(z)
-        act = (t[:, None] > q).astype(float)
-        return np.hstack([-act * s, np.maximum(t[:, None] - q, 0.0), t[:, None], np.ones((t.size, 1))])
 
-    bounds = [(a, c) for a, c in zip(lo, hi)] + [(0, None) if g > 0 else (None, 0) for g in sg] + [(None, None)] * 2
-    res = minimize(fun, z0, jac=jac, method="SLSQP", bounds=bounds,
-                   constraints=[{"type": "eq", "fun": cons, "jac": cons_jac}], options={"ftol": 1e-15, "maxiter": 100})
-    z = res.x
-    q, s, v, c = unpack(z)
-    tol = 1e-12 * (1.0 + np.abs(b).max())
-    if np.all(np.isfinite(z)) and np.abs(cons(z)).max() <= tol and fun(z) <= fun(z0):
-        o = np.argsort(q)
-        return q[o], dict(cur, r=s[o], l=np.zeros(K), v=float(v), c=float(c), value=fun(z))
-    return p, cur
+def value_range(sol: Solution, t0: float, rel: float = 1e-7) -> tuple[float, float]:
+    """Min and max of ``f(t0)`` over dictionary interpolants with cost <= ``sol.cost + rel (1 + cost)``
+    (dictionary: the last column-generation dictionary, the solution's kinks and, around each kink, positions
+    at relative distances ``1e-6 .. 0.5`` towards the ends of its interval; two sparse LPs).
+
+    For a unique minimiser with a strictly convex weight the width shrinks like ``sqrt(rel)`` (a kink
+    moved by ``d`` costs ``O(d^2)``); for a non-unique one it stays of order one as ``rel -> 0``.  Probe
+    with several ``rel`` (>= 1e-8: tighter caps meet HiGHS tolerances) to tell the two apart."""
+    prob = _Problem(sol.t, sol.b, sol.regions, sol.penalty, sol.affine, sol.far)
+    dic = _dictionary(prob, _add_columns(_add_columns(np.unique(sol.p), sol.dictionary), _near_kinks(sol)))
+    base = prob.lp(dic)
+    cap = max(sol.cost, base["value"] if base else sol.cost) + rel * (1.0 + sol.cost)
+    t0 = float(t0)
+
+    def objective(sign):
+        def make(dic_, fams, sizes):
+            parts = []
+            for f in fams:
+                q = dic_[f]
+                parts.append(np.maximum(t0 - q, 0.0) if f == "R" else np.maximum(q - t0, 0.0) if f == "L"
+                             else t0 - q)
+            row = np.concatenate(parts) if parts else np.zeros(0)
+            extra = [t0, 1.0] if sol.affine else [1.0, -1.0]
+            return sign * np.concatenate([row, -row, extra])
+        return make
+
+    vals = []
+    for sign in (1.0, -1.0):
+        out = prob.lp(dic, objective=objective(sign), cap=cap)
+        if out is None:
+            raise RuntimeError("value_range: the capped LP failed; increase rel")
+        fams = [f for f in prob.families() if len(dic.get(f, ()))]
+        vals.append(float(out["x"] @ objective(1.0)(dic, fams, [len(dic[f]) for f in fams])))
+    return min(vals), max(vals)
+
 
 
 def _merge(p, r, l, t, gap, regions):
@@ -701,38 +1285,6 @@ def _merge(p, r, l, t, gap, regions):
     return np.array(P), np.array(R), np.array(L)
 
 
-def value_range(sol: Solution, t0: float, rel: float = 1e-7) -> tuple[float, float]:
-    """Min and max of ``f(t0)`` over dictionary interpolants with cost <= ``sol.cost + rel (1 + cost)``
-    (dictionary: the last column-generation dictionary plus the solution's kinks).
-
-    For a unique minimiser with a strictly convex weight the width shrinks like ``sqrt(rel)`` (a kink
-    moved by ``d`` costs ``O(d^2)``); for a non-unique one it stays of order one as ``rel -> 0``.  Probe
-    with several ``rel`` (>= 1e-8: tighter caps meet HiGHS tolerances) to tell the two apart."""
-    P = _add_columns(np.unique(sol.p), sol.dictionary)  # the solution's kinks, no near-copies of them
-    base = _lp(P, sol.t, sol.b, sol.penalty, sol.affine, sol.regions)
-    cap = max(sol.cost, base["value"] if base else sol.cost) + rel * (1.0 + sol.cost)
-
-    def objective(sign):
-        def make(P, t, ncol):
-            K = P.size
-            row = np.maximum(t0 - P, 0.0)
-            if sol.affine:
-                obj = np.concatenate([row, -row, [t0, 1.0]])
-            else:
-                left = np.maximum(P - t0, 0.0)
-                obj = np.concatenate([row, -row, left, -left, [1.0, -1.0]])
-            assert obj.size == ncol and K == P.size
-            return sign * obj
-        return make
-
-    vals = []
-    for sign in (1.0, -1.0):
-        out = _lp(P, sol.t, sol.b, sol.penalty, sol.affine, sol.regions, cost_cap=cap,
-                  objective=objective(sign))
-        if out is None:
-            raise RuntimeError("value_range: the capped LP failed; increase rel")
-        vals.append(float(out["z"] @ objective(1.0)(P, sol.t, out["z"].size)))
-    return min(vals), max(vals)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def study_cost_formula(*, n_functions: int, max_kinks: int, device: Any = None, 
         vals = mn.evaluate_kinks(knots, p, s, v, c)
         regions = list(zip(knots[:-1], knots[1:], vals[:-1], vals[1:]))
         for pen in ("l2", "free"):
-            sol = mn.solve(None, None, regions=regions, penalty=pen)
+            sol = mn.solve(None, None, regions=regions, penalty=pen, on_fail="raise")
             rows.append({"function": i, "kinks": p.size, "penalty": pen, "formula": mn.kink_cost(p, s, pen),
                              "lp": sol.cost, "lower": sol.lower, "gap": sol.gap})
     df = pd.DataFrame(rows)
@@ -175,7 +175,7 @@ def study_three_point(*, n_triples: int, device: Any = None, seed: int = 0) -> p
             x = np.array([-3.0, 0.5, 2.0])
         y = rng.normal(size=3)
         p, cost = mn.three_point(x, y)
-        sol = mn.solve(x, y, penalty="l2")
+        sol = mn.solve(x, y, penalty="l2", on_fail="raise")
         case = "x1x2<-1" if x[0] * x[1] < -1 else "x2x3<-1" if x[1] * x[2] < -1 else "kink at x2"
         rows.append({"triple": i, "case": case, "x1": x[0], "x2": x[1], "x3": x[2], "p_closed": p, "p_lp": sol.kinks[0][0],
                          "cost_closed": cost, "cost_lp": sol.cost, "gap": sol.gap, "n_kinks": sol.n_kinks})
@@ -199,8 +199,8 @@ def study_examples(*, names: tuple[str, ...], probe_rel: tuple[float, ...], pert
     out: dict[str, Any] = {}
     for name in names:
         x, y = (np.asarray(a, float) for a in DATASETS[name])
-        l2 = mn.solve(x, y, penalty="l2")
-        free = mn.solve(x, y, penalty="free")
+        l2 = mn.solve(x, y, penalty="l2", on_fail="raise")
+        free = mn.solve(x, y, penalty="free", on_fail="raise")
         lo, hi = x[0] - 0.6, x[-1] + 0.6
         grid = np.linspace(lo, hi, 601)
         family = {"linear spline": mn.linear_spline(x, y), "paired": mn.paired_interpolant(x, y),
@@ -212,7 +212,7 @@ def study_examples(*, names: tuple[str, ...], probe_rel: tuple[float, ...], pert
         widths = {pen: {rel: np.array([np.diff(mn.value_range(sol, m, rel))[0] for m in mids]) for rel in probe_rel}
                   for pen, sol in (("l2", l2), ("free", free))}
         y_pert = y + perturbation * rng.uniform(-1, 1, y.size)
-        l2p = mn.solve(x, y_pert, penalty="l2")
+        l2p = mn.solve(x, y_pert, penalty="l2", on_fail="raise")
         hull = np.linspace(x[0], x[-1], 401)
         out[name] = {
             "x": x, "y": y, "grid": grid, "f_l2": l2(grid), "f_free": free(grid), "l2": _solution_record(l2),
@@ -253,7 +253,7 @@ def study_sparsity_map(*, n_points: int, offsets: tuple[float, ...], per_cell: i
         for off in offsets:
             for i in range(per_cell):
                 x, y = _dataset_with_runs(rng, n_points, L, off)
-                sol = mn.solve(x, y, penalty="l2")
+                sol = mn.solve(x, y, penalty="l2", on_fail="raise")
                 rows.append({"L": L, "offset": off, "rep": i, "n_kinks": sol.n_kinks,
                                  "sparsest": mn.sparsest_kink_count(x, y), "gap": sol.gap, "cost": sol.cost})
     df = pd.DataFrame(rows)
@@ -384,7 +384,7 @@ def study_training(*, data: str, methods: tuple[str, ...], lams: tuple[float, ..
             times.append(it + 1)
     th, ph = (t.cpu().numpy() for t in tr.params())
     fin = curves[-1]
-    exact = {"l2": mn.solve(x, y, penalty="l2"), "free": mn.solve(x, y, penalty="free")}  # LPs: scipy only
+    exact = {"l2": mn.solve(x, y, penalty="l2", on_fail="raise"), "free": mn.solve(x, y, penalty="free", on_fail="raise")}  # LPs: scipy only
     hull, grid = _hull(x), np.linspace(x[0] - 0.5, x[-1] + 0.5, 401)
     a, w, b = th[:, 0], th[:, 1], th[:, 2]
 
@@ -476,12 +476,15 @@ def bench_workload(runs: int, device: Any) -> engine.Workload:
     X, Y = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
     tr = _Trainer(grid, X, Y, lr_adam=1e-3, lr_gd=1e-3, small_scale=1.0, device=device, seed=0)
 
-    rng = np.random.default_rng(0)
-    th = [rng.normal(size=(3, m)) / np.array([[np.sqrt(m)], [1.0], [1.0]]) for _ in range(runs)]
-    ph = [np.zeros(2) for _ in range(runs)]
+    th0, ph0 = tr.params()  # the loop starts from the batched runs' own initial parameters
+    th = [th0[k].cpu().numpy().copy() for k in range(runs)]
+    ph = [ph0[k].cpu().numpy().copy() for k in range(runs)]
     mom = [[np.zeros((3, m)), np.zeros((3, m)), np.zeros(2), np.zeros(2)] for _ in range(runs)]
+    t = [0]
 
-    def loop_step() -> None:
+    def loop_step() -> None:  # the same Adam as lib.optim (bias-corrected), one run at a time
+        t[0] += 1
+        c1, c2 = 1 - 0.9 ** t[0], 1 - 0.999 ** t[0]
         for k in range(runs):
             a, w, b = th[k]
             pre = np.outer(x, w) + b
@@ -495,7 +498,7 @@ def bench_workload(runs: int, device: Any) -> engine.Workload:
                 M += 0.1 * G
                 V *= 0.999
                 V += 0.001 * G * G
-                P -= 1e-3 * M / (np.sqrt(V) + 1e-8)
+                P -= 1e-3 * (M / c1) / (np.sqrt(V / c2) + 1e-8)
 
     n = x.size
     flops = 12.0 * n * m  # forward (2nm), relu, backward (three nm products) and the Adam update

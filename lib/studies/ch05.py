@@ -60,7 +60,7 @@ def params(profile: str) -> dict:
 # -- conventions ------------------------------------------------------------------------------
 def exact(regions: kr.Regions, convention: str, affine: bool) -> minnorm1d.Solution:
     """The exact minimum norm interpolant of ``regions`` (chapter 3's certified LP, regions mode)."""
-    return minnorm1d.solve(None, None, regions=kr.as_minnorm_regions(regions), penalty=convention, affine=affine)
+    return minnorm1d.solve(None, None, regions=kr.as_minnorm_regions(regions), penalty=convention, affine=affine, on_fail="raise")
 
 
 def closed_form_norm(name: str, convention: str, affine: bool) -> float:
@@ -176,7 +176,7 @@ def lasso_schedules(*, example: str, schedules: list[str], levels: int, n0: int,
         out.append((kr.gap_distance(f, ref(z)), float(np.interp(0.0, z, f)), risk, norm))
     d, f0, risk, norm = map(np.array, zip(*out))
     # the exact min-norm interpolant of the n0 fixed samples (where the n-fixed schedule must go)
-    samp = [minnorm1d.solve(*_data(R, n0, seed, s), penalty="l2", affine=False) for s in range(seeds)]
+    samp = [minnorm1d.solve(*_data(R, n0, seed, s), penalty="l2", affine=False, on_fail="raise") for s in range(seeds)]
     d_samples = np.array([kr.gap_distance(s(z), ref(z)) for s in samp])
     return {"runs": engine.tidy(runs, distance=d, f0=f0, risk=risk, norm=norm), "min_norm": ref.cost,
             "sample_interpolant_distance": d_samples}
@@ -270,7 +270,7 @@ def optimizer_bias(*, example: str, n: int, width: int, lam: float, steps: int, 
     engine.check_finite(res.loss[:, -1:], what="training", hint="reduce the learning rate lr", runs=runs)
     z = R.gap_points(101)
     f = kr.evaluate(res.net, z)
-    refs = {f"{c}{'+affine' if a else ''}": minnorm1d.solve(x, y, penalty=c, affine=a) for c, a in CONVENTION_ROWS[:3]}
+    refs = {f"{c}{'+affine' if a else ''}": minnorm1d.solve(x, y, penalty=c, affine=a, on_fail="raise") for c, a in CONVENTION_ROWS[:3]}
     knots = kr.kink_grid(R, spacing=0.01, region_spacing=0.01)
     coef, risk, norm = kr.lasso(x, y, lam, "l2", knots=knots)
     lasso_f = kr.Dictionary(knots, "l2", False).features(z) @ coef
