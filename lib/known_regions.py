@@ -17,11 +17,23 @@ with or without a free (unpenalised) affine term ``v x + c``. A neuron with a ki
 slope jump costs ``rho(t)`` = ``sqrt(1 + t^2)``, ``1 + |t|`` or ``1``; a constant neuron (``w = 0``)
 costs ``1``, ``1`` or ``0`` per unit value.
 
-This module holds the targets, data sampled from the regions, the exact minimum norm interpolant (a
-linear program over a dictionary of left- and right-facing ReLUs with kinks on a grid reaching
-``|t| ~ 1e4``, certified by its dual), the infinite-width regularised problem (a lasso over the same
-dictionary, for any ``lambda``), distances in the gaps, and a batched trainer (GD, SGD, heavy ball,
-Adam, with weight decay) built on :mod:`lib.shallow` and :class:`lib.optim.BatchedOptimizer`.
+This module holds the targets, data sampled from the regions, the book's fixed-grid minimum norm
+interpolant (a linear program over a dictionary of left- and right-facing ReLUs with kinks on a grid
+reaching ``|t| ~ 1e4``, bounded below by its dual), the infinite-width regularised problem (a lasso over
+the same dictionary, for any ``lambda``), distances in the gaps, and a batched trainer (GD, SGD, heavy
+ball, Adam, with weight decay) built on :mod:`lib.shallow` and :class:`lib.optim.BatchedOptimizer`.
+
+The fixed-grid LP is chapter 5's *independent cross-check* of :func:`lib.minnorm1d.solve` (the exact,
+column-generation solver, which has no grid).  Its limits, checked rather than left to the allocator:
+
+* the grid step is relative to the data: ``max(0.01, hull / 300)`` in the gaps unless given, and at most
+  ``gap / 50`` in every gap, so the primal overestimates the optimum by ``O((h / gap)^2)`` whatever the
+  scale (``h^2 / 8`` per unit slope jump for a ramp);
+* a grid of more than ``max_knots`` knots, or an LP of more than ``max_entries`` dense matrix entries,
+  raises :class:`lib.checks.ParameterError` naming the setting, instead of allocating gigabytes;
+* the lower bound is certified: the dual constraint is checked on the continuum of kink positions in
+  closed form (the dual function is linear between constraint points), so ``norm - lower_bound`` bounds
+  the primal's discretisation error.
 
 References: Park, Pelakh & Wojtowytsch (``park2023minimum``); Savarese et al.
 (``savarese2019infinite``); Boursier & Flammarion (``boursier2023penalising``).
@@ -36,6 +48,7 @@ import numpy as np
 import torch
 
 from . import optim, shallow
+from .checks import ParameterError
 
 CONVENTIONS = ("l2", "l1", "free")
 METHODS = ("gd", "sgd", "momentum", "adam")
@@ -171,30 +184,58 @@ def ramp(x: np.ndarray, x1: float, x2: float, lo: float = 0.0, hi: float = 1.0) 
 
 
 # -- the kink dictionary -----------------------------------------------------------------------
+#: largest kink grid and LP (dense matrix entries) the fixed-grid solver builds
+MAX_KNOTS = 50_000
+MAX_ENTRIES = 3e7
+
+
+def default_spacing(regions: Regions) -> float:
+    """The gap grid step used when none is given: ``max(0.01, hull / 300)`` (the chapter's ``0.01`` on its
+    examples, whose hulls are at most 3 wide; relative to the hull for wider data)."""
+    lo, hi = regions.hull
+    return max(0.01, (hi - lo) / 300.0)
+
+
 def kink_grid(
     regions: Regions,
     *,
-    spacing: float = 0.01,
+    spacing: float | None = None,
     region_spacing: float | None = None,
     far: float = 1e4,
     n_far: int = 60,
     extra: tuple[float, ...] = (),
+    per_gap: int = 50,
+    max_knots: int = MAX_KNOTS,
 ) -> np.ndarray:
-    """Kink positions: a uniform grid of ``spacing`` over the gaps, ``5 * spacing`` over one hull length
-    on each side of the data, ``region_spacing`` (default ``10 * spacing``) inside the regions (for interpolation kinks there can
-    only cancel; a regularised fit may want them near the region edges), every
-    region endpoint, ``0`` and ``extra``, then a geometric grid out to ``|t| = far`` on both sides
-    (optimal kinks may lie far outside the data)."""
+    """Kink positions: a uniform grid of step ``min(spacing, gap / per_gap)`` over each gap (``spacing``
+    defaults to :func:`default_spacing`), ``5 * spacing`` over one hull length on each side of the data,
+    ``region_spacing`` (default ``10 * spacing``) inside the regions (for interpolation kinks there can
+    only cancel; a regularised fit may want them near the region edges), every region endpoint, ``0`` and
+    ``extra``, then a geometric grid out to ``|t| = far`` on both sides (optimal kinks may lie far outside
+    the data).  Raises :class:`lib.checks.ParameterError` before building more than ``max_knots`` knots."""
     lo, hi = regions.hull
     span = hi - lo
     a, b = lo - span, hi + span
+    spacing = default_spacing(regions) if spacing is None else float(spacing)
+    if not (np.isfinite(spacing) and spacing > 0):
+        raise ParameterError(f"invalid spacing={spacing!r}: must be > 0")
+    rs = 10 * spacing if region_spacing is None else float(region_spacing)
+    if not (np.isfinite(rs) and rs > 0):
+        raise ParameterError(f"invalid region_spacing={region_spacing!r}: must be > 0")
+    gap_steps = [min(spacing, (r - l) / per_gap) for l, r in regions.gaps]
+    count = 2 * span / (5 * spacing) + sum((r - l) / h for (l, r), h in zip(regions.gaps, gap_steps))
+    count += sum((r - l) / rs for l, r in regions.intervals)
+    if count > max_knots:
+        raise ParameterError(
+            f"kink_grid: spacing={spacing:g} (region_spacing={rs:g}) gives ~{count:,.0f} knots on a hull of width "
+            f"{span:g}, over max_knots={max_knots:,}; pass a spacing relative to the data (default: "
+            f"{default_spacing(regions):g}) or raise max_knots")
 
     def uniform(l: float, r: float, h: float) -> np.ndarray:
         return np.linspace(l, r, max(2, int(np.ceil((r - l) / h)) + 1))
 
     parts = [uniform(a, lo, 5 * spacing), uniform(hi, b, 5 * spacing)]
-    parts += [uniform(l, r, spacing) for l, r in regions.gaps]
-    rs = 10 * spacing if region_spacing is None else region_spacing
+    parts += [uniform(l, r, h) for (l, r), h in zip(regions.gaps, gap_steps)]
     parts += [uniform(l, r, rs) for l, r in regions.intervals]
     left = -np.geomspace(max(abs(a), 1.0) * 1.05, far, n_far)
     right = np.geomspace(max(abs(b), 1.0) * 1.05, far, n_far)
@@ -290,30 +331,60 @@ def _linprog(c, A_eq, b_eq, A_ub=None, b_ub=None):
     return res
 
 
-def dual_lower_bound(lam: np.ndarray, x: np.ndarray, y: np.ndarray, convention: str, affine: bool, *, t_max: float = 1e6) -> tuple[float, float]:
-    """Certified lower bound on the minimum norm from dual weights ``lam`` on the constraint points.
+def dual_lower_bound(lam: np.ndarray, x: np.ndarray, y: np.ndarray, convention: str, affine: bool, *, t_max: float = 1e6,
+                     regions: tuple[tuple[float, float], ...] = ()) -> tuple[float, float]:
+    r"""Certified lower bound on the minimum norm from dual weights ``lam`` on the constraint points.
 
     For every neuron ``phi``, ``|sum_i lam_i phi(x_i)| <= cost(phi)`` makes ``sum_i lam_i y_i`` a lower
-    bound (weak duality). The ratio ``kappa = max_phi |sum_i lam_i phi(x_i)| / cost(phi)`` is evaluated
-    over kinks on a grid far finer than the LP's (every ``x_i``, midpoints, and a geometric tail to
-    ``t_max``, past which the ratio is monotone); then ``sum_i lam_i y_i / max(kappa, 1)`` bounds the
-    minimum over *all* kink positions. With a free affine term, ``lam`` must annihilate ``1`` and ``x``;
-    returns ``(bound, kappa)``.
+    bound (weak duality). The ratio ``kappa = max_phi |sum_i lam_i phi(x_i)| / cost(phi)`` is computed
+    exactly over kinks ``t`` in ``[-t_max, t_max]``: both dual functions ``g_R(t) = sum_i lam_i (x_i - t)_+``
+    and ``g_L(t) = sum_i lam_i (t - x_i)_+`` are linear between consecutive ``x_i``, so on each such
+    interval ``max |alpha + beta t| / rho(t)`` is attained at an end, at ``t = beta / alpha`` (``l2``) or at
+    ``0`` (``l1``).  Then ``sum_i lam_i y_i / max(kappa, 1)`` bounds the minimum over *all* kink positions
+    (``boursier2023penalising``; the same closed form as :mod:`lib.minnorm1d`).  With a free affine term,
+    ``lam`` is first projected to annihilate ``1`` and ``x``.  Inside the ``regions`` (intervals ``(l, r)``
+    whose ends are among the ``x``), where the target forbids a net kink, only cancelling pairs
+    ``(t - x)_+ - (x - t)_+`` of cost ``2 rho(t)`` are checked (the dual of the problem with the regions
+    imposed exactly, whose minimum is the one bounded).  Returns ``(bound, kappa)``.
     """
     lam = np.asarray(lam, float)
+    x = np.asarray(x, float)
     if affine:
         lam = lam - _project_affine(lam, x)
-    D = float(lam @ y)
-    xs = np.sort(x)
-    mids = 0.5 * (xs[1:] + xs[:-1])
-    quarter = np.concatenate([0.75 * xs[1:] + 0.25 * xs[:-1], 0.25 * xs[1:] + 0.75 * xs[:-1]])
-    lo, hi = xs[0], xs[-1]
-    tails = np.geomspace(1e-3, t_max, 400)
-    t = np.unique(np.concatenate([xs, mids, quarter, lo - tails, hi + tails, np.linspace(lo - 5, hi + 5, 4001)]))
-    rho = kink_cost(t, convention)
-    right = np.maximum(x[None, :] - t[:, None], 0.0) @ lam
-    left = np.maximum(t[:, None] - x[None, :], 0.0) @ lam
-    kappa = float(max(np.max(np.abs(right) / rho), np.max(np.abs(left) / rho)))
+    D = float(lam @ np.asarray(y, float))
+    o = np.argsort(x, kind="stable")
+    xs, ls = x[o], lam[o]
+    # g_R and g_L at the knots xs and at -t_max, t_max (exact sums; both are linear in between)
+    knots = np.concatenate([[-t_max], xs, [t_max]])
+    suffix_l = np.concatenate([np.cumsum(ls[::-1])[::-1], [0.0]])  # sum_{i >= k} lam_i
+    suffix_lx = np.concatenate([np.cumsum((ls * xs)[::-1])[::-1], [0.0]])
+    prefix_l = np.concatenate([[0.0], np.cumsum(ls)])  # sum_{i < k} lam_i
+    prefix_lx = np.concatenate([[0.0], np.cumsum(ls * xs)])
+    # at knot t = xs[k] the active sets are {i >= k} (right) and {i < k} (left); terms at i = k vanish
+    k = np.concatenate([[0], np.arange(xs.size), [xs.size]])
+    gR = suffix_lx[k] - knots * suffix_l[k]
+    gL = knots * prefix_l[k] - prefix_lx[k]
+    a, b = knots[:-1], knots[1:]
+    inside = np.zeros(a.size, bool)
+    for lo, hi in regions:
+        inside |= (a >= lo) & (b <= hi)
+    kappa = 0.0
+    for g, scale, sel in ((gR, 1.0, ~inside), (gL, 1.0, ~inside), (gR - gL, 2.0, inside)):
+        if not sel.any():
+            continue
+        ga, gb, a, b = g[:-1][sel], g[1:][sel], knots[:-1][sel], knots[1:][sel]
+        cand = [a, b]
+        if convention == "l2":
+            den = ga * b - gb * a
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ps = np.where(den != 0, (gb - ga) / den, a)
+            cand.append(np.where((ps > a) & (ps < b), ps, a))
+        elif convention == "l1":
+            cand.append(np.where((a < 0) & (b > 0), 0.0, a))
+        P = np.stack(cand, 1)
+        L = np.where(b > a, b - a, 1.0)[:, None]
+        vals = ga[:, None] + (P - a[:, None]) / L * (gb - ga)[:, None]
+        kappa = max(kappa, float(np.max(np.abs(vals) / (scale * kink_cost(P, convention)))))
     c0 = constant_cost(convention)
     total = abs(lam.sum())
     if c0 > 0:
@@ -337,11 +408,16 @@ def min_norm_interpolant(
     knots: np.ndarray | None = None,
     probes: np.ndarray | None = None,
     slack: float = 1e-7,
+    max_entries: float = MAX_ENTRIES,
 ) -> Interpolant:
-    """The exact minimum norm interpolant of ``regions`` under ``convention`` (LP over the dictionary).
+    """The minimum norm interpolant of ``regions`` under ``convention`` over a fixed kink grid (the
+    chapter-5 cross-check of :func:`lib.minnorm1d.solve`; default grid :func:`kink_grid`).
 
     Solves ``min sum_k cost_k |coef_k|`` subject to ``f(x_i) = g(x_i)`` at :func:`constraint_points`,
-    with HiGHS; certifies it with :func:`dual_lower_bound`; and, for each gap point in ``probes``
+    with HiGHS; ``norm`` is an upper bound of the continuum minimum (the grid's discretisation error,
+    ``O((h / gap)^2)``, is what ``certified_gap`` measures), ``lower_bound`` a certified lower bound
+    (:func:`dual_lower_bound`); an LP larger than ``max_entries`` dense entries raises
+    :class:`lib.checks.ParameterError`.  For each gap point in ``probes``
     (default: the gap midpoints and quarter points), computes the range ``[min f(z), max f(z)]`` over
     all interpolants of cost ``<= norm (1 + slack)``: a range of width ~0 means the value at ``z`` is
     unique. References: ``park2023minimum``, ``boursier2023penalising``, ``savarese2019infinite``.
@@ -351,6 +427,12 @@ def min_norm_interpolant(
     knots = kink_grid(regions) if knots is None else np.asarray(knots, float)
     dic = Dictionary(knots, convention, affine)
     x, y = constraint_points(regions, knots)
+    entries = len(x) * 2 * (dic.n_atoms + (2 if affine else 0))
+    if entries > max_entries:
+        raise ParameterError(
+            f"min_norm_interpolant: {len(knots):,} knots and {len(x):,} constraint points give an LP of "
+            f"{entries:.3g} dense entries, over max_entries={max_entries:.3g}; use a coarser kink_grid "
+            f"(spacing relative to the data: default {default_spacing(regions):g}) or lib.minnorm1d.solve")
     A, c = _split(dic.features(x), dic.cost, affine)
     res = _linprog(c, A, y)
     half = A.shape[1] // 2
@@ -359,7 +441,7 @@ def min_norm_interpolant(
     lam = np.asarray(res.eqlin.marginals, float)
     if lam @ y < 0:
         lam = -lam
-    lb, _ = dual_lower_bound(lam, x, y, convention, affine)
+    lb, _ = dual_lower_bound(lam, x, y, convention, affine, regions=regions.intervals)
     out = Interpolant(regions, convention, affine, dic, coef, norm, lb, x, lam)
     if probes is None:
         probes = np.concatenate([[l + q * (r - l) for q in (0.25, 0.5, 0.75)] for l, r in regions.gaps])

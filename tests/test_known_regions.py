@@ -112,6 +112,54 @@ def test_shelf_kink_outside_data(p, h):
         assert kinks.min() == pytest.approx(-1.0 / p, abs=1e-4)
 
 
+@pytest.mark.parametrize("scale", [1e-3, 1e3, 1e6])
+def test_scale_alone_never_exhausts_memory(scale):
+    """The default grid step is relative to the hull: a step at scale 1e3 or 1e6 builds a few hundred
+    knots (the old absolute 0.01 tried to allocate 56.6 GiB at 1e3) and gives the closed form; an
+    absolute spacing that would build too many knots is a ParameterError, not a MemoryError."""
+    R = kr.step(gap=(-0.25 * scale, 0.25 * scale), hull=(-scale, scale))
+    sol = kr.min_norm_interpolant(R, "l2", probes=[])
+    assert len(sol.dictionary.knots) < 2000
+    assert sol.norm == pytest.approx(kr.step_norm(-0.25 * scale, 0.25 * scale, "l2"), rel=1e-9)
+    assert 0 <= sol.certified_gap < 1e-6
+    if scale >= 1e3:
+        with pytest.raises(ParameterError, match="max_knots"):
+            kr.kink_grid(R, spacing=0.01)
+    with pytest.raises(ParameterError, match="max_entries"):
+        kr.min_norm_interpolant(R, "l2", probes=[], max_entries=1e3)
+
+
+@pytest.mark.parametrize("gap", [2e-3, 1e-5])
+def test_narrow_gaps_are_resolved_and_certified(gap):
+    """A gap narrower than the default step gets gap / 50: the ramp's kinks sit on the grid (the region
+    ends), so the norm is the closed form to rounding, and the certified gap (dual checked on the
+    continuum, pairs only inside the regions) is at rounding level too: the old absolute grid left
+    0.12% at gap 2e-3."""
+    R = kr.step(gap=(0.3, 0.3 + gap), hull=(-1.0, 1.0))
+    sol = kr.min_norm_interpolant(R, "l2", probes=[])
+    assert sol.norm == pytest.approx(kr.step_norm(0.3, 0.3 + gap, "l2"), rel=1e-9)
+    assert -1e-12 < sol.certified_gap < 1e-9
+    assert np.diff(kr.kink_grid(R)[(kr.kink_grid(R) > 0.3) & (kr.kink_grid(R) < 0.3 + gap)]).max() <= gap / 50 * (1 + 1e-9)
+
+
+def test_dual_bound_is_exact_on_the_continuum():
+    """kappa is the supremum over all kink positions: at least the maximum over a fine grid (which it
+    must dominate), and within the grid's O(h^2) of it; for these weights the l2 supremum sits strictly
+    between two data points (a tangency), where a check at the data alone would miss it."""
+    x = np.array([-3.0, 1.0])
+    lam = np.array([-0.2, 1.0])  # g_R = 1 - t on [-3, 1]: tangent to sqrt(1 + t^2) direction at t = -1
+    _, kappa = kr.dual_lower_bound(lam, x, np.zeros(2), "l2", False, t_max=50.0)
+    assert kappa == pytest.approx(np.sqrt(2.0), rel=1e-15)
+    t = np.linspace(-50.0, 50.0, 2_000_001)
+    gR = np.maximum(x[None, :] - t[:, None], 0.0) @ lam
+    gL = np.maximum(t[:, None] - x[None, :], 0.0) @ lam
+    grid = float(max(np.max(np.abs(gR) / np.hypot(1, t)), np.max(np.abs(gL) / np.hypot(1, t)), abs(lam.sum())))
+    assert grid <= kappa <= grid * (1 + 1e-8)
+    at_data = max(np.max(np.abs(np.maximum(x[None, :] - x[:, None], 0.0) @ lam) / np.hypot(1, x)),
+                  np.max(np.abs(np.maximum(x[:, None] - x[None, :], 0.0) @ lam) / np.hypot(1, x)), abs(lam.sum()))
+    assert kappa > at_data * (1 + 1e-3)
+
+
 def test_dual_bound_rejects_infeasible_weights():
     """Scaling dual weights up cannot raise the certified bound (kappa grows by the same factor)."""
     R = kr.step()
