@@ -18,8 +18,7 @@ def _module(f: Path) -> str:
 
 
 MODULES = sorted(_module(f) for f in LIB.rglob("*.py"))
-GROUND = [m for m in MODULES if m.count(".") == 1
-          and m not in ("lib.__main__", "lib.book", "lib.plots", "lib.studies", "lib.bench")]  # bench: machinery, moving
+GROUND = [m for m in MODULES if m.count(".") == 1 and m not in ("lib.__main__", "lib.book", "lib.plots", "lib.studies")]
 STUDIES = [m for m in MODULES if m.startswith("lib.studies.")]
 
 

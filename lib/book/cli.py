@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "bench":
         import torch
 
-        from .. import bench
+        from . import bench
 
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -291,7 +291,7 @@ def stage(
     (gen / "runs.md").write_text(runs_markdown(runs))
     (gen / "recorded-full.md").write_text(recorded_markdown("full"))
     (gen / "status.md").write_text(status_markdown(runs))
-    from .. import bench
+    from . import bench
 
     (gen / "bench.md").write_text(bench.markdown(root / "benchmarks"))
     (gen / "scaling.md").write_text(
