@@ -133,7 +133,9 @@ class Claim:
             scale = self.tol * (abs(self.expected) if self.rel else 1.0)
         else:
             scale = min((abs(b) for b in (self.lower, self.upper) if b is not None and b != 0), default=0.0)
-        return max(NOISE_FLOOR, 10 ** math.floor(math.log10(scale / 100))) if scale > 0 else NOISE_FLOOR
+        if not (0 < scale < math.inf):
+            return NOISE_FLOOR
+        return max(NOISE_FLOOR, 10.0 ** math.floor(math.log10(scale / 100)))
 
     def cannot_tell(self) -> bool:
         """Whether the control passed the criterion: the claim cannot tell the wrong ingredient apart."""
