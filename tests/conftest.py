@@ -39,7 +39,7 @@ def launch_html(tmp_path_factory):
     ``_build/html``. The URL is passed as an argument, not through the environment."""
     from lib.book import site
 
-    return site.build("fast", "auto", 0, dest=tmp_path_factory.mktemp("launch") / "_build",
+    return site.build("fast", "auto", 0, dest=tmp_path_factory.mktemp("launch"),
                         repository=(LAUNCH_REPOSITORY, "main"))
 
 

@@ -22,7 +22,7 @@ def test_every_chapter_and_appendix_is_rendered(book_html):
         assert page is not None, f"{stem} was not rendered"
         assert "How this page was computed" in page and "profile <strong>fast</strong>" in page
         assert "&lt;Figure size" not in page, f"{stem}: a figure was rendered as text"
-    for name in ("intro", "appendix-claims", "appendix-reproducibility", "bibliography"):
+    for name in ("intro", "appendix-claims", "appendix-reproducibility", "appendix-figures", "bibliography"):
         assert f"book/{name}.html" in pages
 
 
@@ -61,12 +61,23 @@ def test_no_external_resources(book_html):
     assert (book_html / "_static" / "mathjax" / "tex-mml-chtml.js").exists()
 
 
-def test_every_figure_offers_citations(book_html):
+def test_every_figure_offers_citations_and_its_data(book_html):
+    """Under each figure: downloads (PNG, PDF, CSV of the plotted data, provenance) and a citation with
+    the figure's number; the list of figures links every figure."""
+    figures_page = (book_html / "book" / "appendix-figures.html").read_text()
     for stem in chapters.chapters():
         page = (book_html / "book" / f"{stem}.html").read_text()
-        n_figs = len(list((book_html / "figures" / stem).glob("*.json")))
-        assert page.count('class="ib-figure-links"') == n_figs, f"{stem}: a figure lacks its links"
-        assert page.count("@misc{ibbook-") == n_figs and page.count("cff-version: 1.2.0") == n_figs
+        recs = sorted((book_html / "figures" / stem).glob("*.json"))
+        assert page.count('class="ib-figure-links"') == len(recs), f"{stem}: a figure lacks its links"
+        assert page.count("@misc{ibbook-") == len(recs)
+        num = int(stem[:2])
+        titles = re.findall(r"title += \{\{Fig\. (\d+)\.(\d+):", page)
+        assert len(titles) == len(recs) and all(int(a) == num for a, _ in titles), f"{stem}: {titles}"
+        for rec_path in recs:
+            rec = json.loads(rec_path.read_text())
+            csv = (rec_path.parent / rec["files"]["csv"]["file"]).read_text().splitlines()
+            assert csv[0] == "panel,series,kind,x,y" and len(csv) > 1, f"{rec_path.name}: no plotted data"
+            assert f"fig-ch{stem[:2]}-{rec['figure']}" in figures_page
 
 
 def test_without_a_repository_url_there_are_no_launch_buttons(book_html):

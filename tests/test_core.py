@@ -422,3 +422,39 @@ def test_a_claim_prints_its_value_at_the_precision_its_tolerance_supports(tmp_bu
     d = reg.check("d", "s", paper="k", where="w", measured=5.0 + 1e-12, expected=5.0, tol=1e-3, quiet=True)
     assert "m = < 1e-08;" in a.summary() and a.summary().replace("a:", "b:") == b.summary()
     assert "m = 3.2e-07;" in c.summary() and "m = 5;" in d.summary()
+
+
+def test_a_figure_citation_parses_and_names_what_a_citing_author_needs():
+    from pybtex.database import parse_string
+
+    from lib.book import sphinxext
+
+    bib, plain = sphinxext.citation(
+        "01-single-neuron", "gamma3d", "1.2", "Limits of gradient flow for each gamma. The rest.",
+        "1. A single neuron", "https://example.org/book/01-single-neuron.html#fig-ch01-gamma3d",
+        {"commit": "abc123", "profile": "fast"})
+    entry = parse_string(bib, "bibtex").entries["ibbook-ch01-gamma3d"]
+    assert entry.fields["title"] == "{Fig. 1.2: Limits of gradient flow for each gamma}"
+    assert "Vardi \\& Shamir" in entry.fields["note"]  # LaTeX-safe
+    bib2, _ = sphinxext.citation("01-single-neuron", "x", "1.3", "Flow on $D_\\gamma$ for w_3 > 0.", "t", "", {})
+    assert "{Fig. 1.3: Flow on $D_\\gamma$ for w\\_3 > 0}" in bib2
+    assert entry.fields["url"].endswith("#fig-ch01-gamma3d")
+    assert "Vardi" in entry.fields["note"] and "abc123" in entry.fields["note"] and "fast" in entry.fields["note"]
+    assert "1. A single neuron" in entry.fields["howpublished"] and "version" in entry.fields["howpublished"]
+    assert entry.persons["author"] and "Fig. 1.2" in plain and plain.endswith("#fig-ch01-gamma3d")
+
+
+def test_plotted_data_lists_every_line_and_scatter():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2)
+    a.plot([0, 1, 2], [1, 2, 3], label="rk4")
+    a.set_title("left")
+    b.scatter([0.5], [4.0])
+    rows = figures.plotted_data(fig).splitlines()
+    plt.close(fig)
+    assert rows[0] == "panel,series,kind,x,y" and rows[1] == "left,rk4,line,0.0,1.0"
+    assert rows[-1] == "panel 2,points 1,points,0.5,4.0" and len(rows) == 5

@@ -30,6 +30,19 @@ from ..plots import style
 from . import cache, claims, figures, paths, provenance
 
 
+def _plain(v: Any) -> Any:
+    """A parameter value as JSON can hold it (tuples and arrays as lists, dataclasses as dicts)."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+
+
 def _replayable(stem: str, profile: str, device: str) -> bool:
     """Whether the study cache holds results of this chapter computed on ``device`` at ``profile``."""
     return any(
@@ -118,8 +131,10 @@ class Chapter:
     def figure(self, fig, fig_id: str, *, caption: str, alt: str, params: dict[str, Any] | None = None) -> None:
         """Save ``fig`` with its provenance and glue it as ``fig_id`` (see :func:`lib.figures.save`)."""
         meta = self.meta()
-        if params:
-            meta["params"] = {**meta["params"], **params}
+        # the parameters the figure was computed with: its own (``params``) and those of the chapter's
+        # studies run so far, by study name
+        meta["params"] = {**meta["params"], **(params or {}),
+                          "studies": {s["study"]: s["params"] for s in self.studies_run if "params" in s}}
         figures.save(fig, self.stem, fig_id, caption=caption, alt=alt, meta=meta)
 
     def study(self, fn: Callable[..., Any] | str, /, *args: Any, **params: Any) -> Any:
@@ -156,7 +171,8 @@ class Chapter:
         except cache.NeedsHost as exc:
             print(f"{name}: {exc}; computing it here on {self.device.type}")
             entry = cache.cached(self.stem, name, run, device=self.device.type, **kw)
-        self.studies_run.append({"study": name, "cached": entry.hit, **entry.meta})
+        self.studies_run.append({"study": name, "cached": entry.hit, **entry.meta,
+                                 "params": {k: _plain(v) for k, v in params.items()}})
         if self.record:  # the run record says where each study's numbers were computed
             self.claims.meta["studies"] = [
                 {k: s.get(k) for k in ("study", "device", "device_name", "commit", "wall_s", "cached")}

@@ -1,8 +1,9 @@
 """Figures that know where they came from.
 
 :func:`save` writes a matplotlib figure as ``_build/figures/<chapter>/<figure id>.png`` and ``.pdf``
-next to ``<figure id>.json``, a provenance record (chapter, figure id, caption, parameters, profile,
-device, seed, git commit, library versions, file hashes), and glues it into the notebook under the key
+next to ``<figure id>.csv`` (the plotted data) and ``<figure id>.json``, a provenance record (chapter,
+figure id, caption, the parameters of the studies it draws on, profile, device, seed, git commit,
+library versions, file hashes), and glues it into the notebook under the key
 ``<figure id>`` so that the chapter's ``{glue:figure}`` directive numbers and captions it.
 """
 
@@ -25,6 +26,38 @@ def validate_id(fig_id: str) -> str:
             f"figure id {fig_id!r}: use lower-case letters, digits and '-' (a stable file name)"
         )
     return fig_id
+
+
+def plotted_data(fig) -> str:
+    """The data a figure draws, as CSV (``panel, series, kind, x, y``): every line's points, every
+    scatter's offsets and every bar's position and height, with the series' legend label; images and
+    text are left out. For readers who want the numbers behind a figure without rerunning it."""
+    import csv
+
+    from matplotlib.collections import PathCollection
+    from matplotlib.patches import Rectangle
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["panel", "series", "kind", "x", "y"])
+    for i, ax in enumerate(fig.axes):
+        panel = ax.get_title() or f"panel {i + 1}"
+        for j, line in enumerate(ax.get_lines()):
+            label = line.get_label()
+            label = label if not label.startswith("_") else f"line {j + 1}"
+            for x, y in zip(*(list(map(float, a)) for a in line.get_data())):
+                w.writerow([panel, label, "line", repr(x), repr(y)])
+        for j, coll in enumerate(c for c in ax.collections if isinstance(c, PathCollection)):
+            label = coll.get_label()
+            label = label if not label.startswith("_") else f"points {j + 1}"
+            for x, y in coll.get_offsets():
+                w.writerow([panel, label, "points", repr(float(x)), repr(float(y))])
+        for patch in (p for p in ax.patches if isinstance(p, Rectangle)):
+            label = patch.get_label()
+            label = label if not label.startswith("_") else "bars"
+            w.writerow([panel, label, "bar", repr(float(patch.get_x() + patch.get_width() / 2)),
+                        repr(float(patch.get_height()))])
+    return buf.getvalue()
 
 
 def _render(fig, fmt: str) -> bytes:
@@ -62,6 +95,9 @@ def save(
         path = out / f"{fig_id}.{fmt}"
         paths.atomic_write_bytes(path, data)
         files[fmt] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+    data = plotted_data(fig).encode()
+    paths.atomic_write_bytes(out / f"{fig_id}.csv", data)
+    files["csv"] = {"file": f"{fig_id}.csv", "sha256": hashlib.sha256(data).hexdigest()}
     record = {
         "chapter": stem,
         "figure": fig_id,

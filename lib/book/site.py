@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -172,6 +173,35 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
     return "\n".join(lines)
 
 
+def figures_markdown(runs: list[dict[str, Any]], figures_dir: Path) -> str:
+    """The list of figures: for each chapter, every figure with a thumbnail, its number (a link to it
+    in the chapter), its caption and its downloads; citations are under each figure in its chapter."""
+    lines = []
+    for rec in runs:
+        stem = rec["chapter"]
+        records = [json.loads(f.read_text()) for f in sorted((figures_dir / stem).glob("*.json"))]
+        if not records:
+            continue
+        src = (paths.root() / BOOK_DIR / f"{stem}.md").read_text()  # the chapter's order of figures
+        order = {m: i for i, m in enumerate(re.findall(rf":name: fig-ch{stem[:2]}-([a-z0-9-]+)", src))}
+        records.sort(key=lambda r: order.get(r["figure"], len(order)))
+        lines += [f"## {{doc}}`{stem}`", "", ":::{list-table}", ":header-rows: 1", ":widths: 22 14 44 20",
+                  ":class: ib-figures", "", "* - figure", "  - number", "  - caption", "  - files"]
+        base = f"../figures/{stem}"
+        for r in records:
+            fid = r["figure"]
+            files = r.get("files", {})
+            links = " · ".join(f'<a href="{base}/{v["file"]}" download>{k.upper()}</a>' for k, v in files.items())
+            links += f' · <a href="{base}/{fid}.json">provenance</a>'
+            alt = r.get("alt", "").replace('"', "&quot;")
+            lines += [f'* - <img src="{base}/{fid}.png" alt="{alt}" width="220" loading="lazy">',
+                      f"  - {{numref}}`fig-ch{stem[:2]}-{fid}`",
+                      f"  - {' '.join(r.get('caption', '').split())}",
+                      f"  - {links}"]
+        lines += [":::", ""]
+    return "\n".join(lines) + "\n"
+
+
 def runs_markdown(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| chapter | profile | device | seed | commit | wall time | claims |",
@@ -291,6 +321,7 @@ def stage(
     (gen / "runs.md").write_text(runs_markdown(runs))
     (gen / "recorded-full.md").write_text(recorded_markdown("full"))
     (gen / "status.md").write_text(status_markdown(runs))
+    (gen / "figures.md").write_text(figures_markdown(runs, extra_dir / "figures"))
     from . import bench
 
     (gen / "bench.md").write_text(bench.markdown(root / "benchmarks"))

@@ -1,9 +1,12 @@
 """Sphinx extension of the book: every figure says how to cite and regenerate it.
 
 For each numbered figure named ``fig-chNN-<figure id>`` in a chapter, a line is added under its
-caption with links to the figure's PNG, PDF and provenance record (``figures/<chapter>/<id>.*``, copied
-next to the pages by the build) and "cite" disclosures holding a BibTeX entry and a CITATION.cff
-snippet with the book's version, the commit and the figure id. The figure keeps its stable anchor ``#fig-chNN-<figure id>``.
+caption with links to the figure's PNG, PDF, plotted data (CSV) and provenance record
+(``figures/<chapter>/<id>.*``, copied next to the pages by the build) and a "Cite this figure"
+disclosure: a plain-text citation and a BibTeX entry with the figure's number and caption, the
+chapter's title, the book's authors and version (``CITATION.cff``), the paper it illustrates, the
+commit and profile, and its URL when ``html.baseurl`` is set in ``_config.yml``. The figure keeps its
+stable anchor ``#fig-chNN-<figure id>``.
 """
 
 from __future__ import annotations
@@ -23,34 +26,82 @@ def _version() -> str:
     return __version__
 
 
-def bibtex(stem: str, fig_id: str, rec: dict, version: str) -> str:
-    num = stem.split("-")[0]
-    commit = rec.get("commit", "unknown")
-    return (
-        f"@misc{{ibbook-ch{num}-{fig_id},\n"
-        f"  title        = {{Figure {fig_id} of chapter {stem}}},\n"
-        f"  author       = {{{{The implicit-bias book authors}}}},\n"
-        f"  howpublished = {{Implicit bias of gradient methods: a reproducible companion, version {version}}},\n"
-        f"  note         = {{Figure id ch{num}/{fig_id}; commit {commit}; profile {rec.get('profile', '?')}; "
-        f"regenerate with python -m lib run ch{num} --profile {rec.get('profile', 'fast')}}},\n"
-        f"  year         = {{2026}}\n"
-        f"}}"
-    )
+def _citation_meta() -> dict:
+    """Authors, version and year of the book, from ``CITATION.cff`` (the one place they are stated)."""
+    import yaml
+
+    from . import paths
+
+    cff = yaml.safe_load((paths.root() / "CITATION.cff").read_text())
+    authors = [a.get("name") or " ".join(x for x in (a.get("given-names"), a.get("family-names")) if x)
+               for a in cff.get("authors", [])]
+    return {"authors": authors, "version": str(cff.get("version", _version())), "title": cff["title"],
+            "year": str(cff.get("date-released", "2026"))[:4]}
 
 
-def cff(stem: str, fig_id: str, rec: dict, version: str) -> str:
+def _paper(stem: str) -> dict | None:
+    from .papers import PAPERS
+
+    p = next((p for p in PAPERS if p.chapter == stem), None)
+    return None if p is None else {"key": p.key, "authors": p.authors, "title": p.title, "venue": p.venue}
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    m = re.match(r"(.+?[.!?])(\s|$)", text)
+    return (m.group(1) if m else text).rstrip(".")
+
+
+_TEX_SPECIAL = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$"}
+
+
+def _tex(text: str) -> str:
+    """Plain text for a BibTeX field: LaTeX's special characters escaped outside ``$...$`` math."""
+    parts = re.split(r"(\$[^$]*\$)", text)
+    return "".join(p if p.startswith("$") and p.endswith("$") and len(p) > 1
+                   else "".join(_TEX_SPECIAL.get(c, c) for c in p) for p in parts)
+
+
+def caption_text(node) -> str:
+    """A caption's text with its math kept as ``$...$`` (the TeX a citing document can typeset)."""
+    out = []
+    for n in node.findall(lambda x: isinstance(x, (nodes.Text, nodes.math))):
+        if isinstance(n, nodes.math):
+            out.append(f"${n.astext()}$")
+        elif not any(isinstance(p, nodes.math) for p in _parents(n)):
+            out.append(n.astext())
+    return " ".join("".join(out).split())
+
+
+def _parents(n):
+    while n.parent is not None:
+        n = n.parent
+        yield n
+
+
+def citation(stem: str, fig_id: str, number: str, caption: str, chapter_title: str, url: str,
+             rec: dict) -> tuple[str, str]:
+    """``(BibTeX, plain text)`` for one figure: its number and caption, the chapter and the book, the
+    version, the paper it illustrates, the commit and profile it was computed at, and its URL. Math in
+    the caption stays ``$...$``; the BibTeX fields escape LaTeX's special characters."""
+    meta, paper = _citation_meta(), _paper(stem)
     num = stem.split("-")[0]
-    return (
-        "cff-version: 1.2.0\n"
-        f'message: "If you use this figure, cite it as below."\n'
-        f'title: "Figure {fig_id} of chapter {stem}: Implicit bias of gradient methods, a reproducible companion"\n'
-        "type: dataset\n"
-        "authors:\n"
-        '  - name: "The implicit-bias book authors"\n'
-        f'version: "{version}"\n'
-        f'commit: "{rec.get("commit", "unknown")}"\n'
-        f'keywords: ["figure ch{num}/{fig_id}", "profile {rec.get("profile", "?")}"]\n'
-    )
+    title = f"Fig. {number}: {_first_sentence(caption)}" if number else _first_sentence(caption)
+    where = f"{chapter_title}. In: {meta['title']}, version {meta['version']}"
+    illus = (f"Illustrates {paper['authors']}, {paper['title']}, {paper['venue']}. " if paper else "")
+    note = f"{illus}Computed at commit {rec.get('commit', 'unknown')}, profile {rec.get('profile', '?')}."
+    bib_authors = " and ".join("{" + _tex(a) + "}" if " " in a else _tex(a) for a in meta["authors"])
+    lines = [f"@misc{{ibbook-ch{num}-{fig_id},",
+             f"  title        = {{{{{_tex(title)}}}}},",
+             f"  author       = {{{bib_authors}}},",
+             f"  howpublished = {{{_tex(where)}}},",
+             f"  year         = {{{meta['year']}}},"]
+    if url:
+        lines.append(f"  url          = {{{url}}},")
+    lines += [f"  note         = {{{_tex(note)}}}", "}"]
+    plain = (f"{', '.join(meta['authors'])} ({meta['year']}). {title}. {where}. {note}"
+             + (f" {url}" if url else ""))
+    return "\n".join(lines), plain
 
 
 def _figure_links(app, doctree, docname):
@@ -60,6 +111,9 @@ def _figure_links(app, doctree, docname):
     stem = Path(docname).name
     depth = docname.count("/")
     up = "../" * depth
+    numbers = app.env.toc_fignumbers.get(docname, {}).get("figure", {})
+    title = app.env.titles[docname].astext() if docname in app.env.titles else stem
+    base_url = (app.config.html_baseurl or "").rstrip("/")
     for fig in list(doctree.findall(nodes.figure)):
         name = next((n for n in fig.get("names", []) + fig.get("ids", []) if FIG_NAME.match(n)), None)
         if not name:
@@ -69,16 +123,19 @@ def _figure_links(app, doctree, docname):
         if not rec_path.exists():
             continue
         rec = json.loads(rec_path.read_text())
+        number = ".".join(str(n) for n in numbers.get(fig["ids"][0], ())) if fig.get("ids") else ""
+        caps = list(fig.findall(nodes.caption))
+        caption = caption_text(caps[0]) if caps else rec.get("caption", "")
+        url = f"{base_url}/{docname}.html#{name}" if base_url else ""
+        bib, plain = citation(stem, fig_id, number, caption, title, url, rec)
         base = f"{up}figures/{stem}/{fig_id}"
-        cite = bibtex(stem, fig_id, rec, _version())
         html = (
             f'<div class="ib-figure-links">'
             f'<a href="{base}.png" download>PNG</a> · <a href="{base}.pdf" download>PDF</a> · '
+            f'<a href="{base}.csv" download>data (CSV)</a> · '
             f'<a href="{base}.json">provenance</a> · <a href="#{name}">link</a>'
             f'<details class="ib-cite"><summary>Cite this figure</summary>'
-            f'<pre>{_escape(cite)}</pre></details>'
-            f'<details class="ib-cite"><summary>CFF</summary>'
-            f'<pre>{_escape(cff(stem, fig_id, rec, _version()))}</pre></details></div>'
+            f'<p>{_escape(plain)}</p><pre>{_escape(bib)}</pre></details></div>'
         )
         fig += nodes.raw("", html, format="html")
 
