@@ -155,7 +155,7 @@ def test_figure_files_and_provenance(tmp_build):
     rec = figures.save(fig, "99-test", "line", caption="A line.", alt="A line.",
                        meta={"profile": "fast", "seed": 0, "commit": "abc"}, glue=False)
     out = tmp_build / "figures" / "99-test"
-    assert {p.name for p in out.iterdir()} == {"line.png", "line.pdf", "line.json"}
+    assert {p.name for p in out.iterdir()} == {"line.png", "line.pdf", "line.csv", "line.json"}
     data = json.loads((out / "line.json").read_text())
     assert data["figure"] == "line" and data["profile"] == "fast" and "torch" in data["libraries"]
     assert data["files"]["png"]["sha256"] == rec["files"]["png"]["sha256"]

@@ -101,3 +101,27 @@ def test_execution_key_depends_on_the_thread_setting(monkeypatch):
 def test_execute_all_rejects_bad_jobs():
     with pytest.raises(ValueError, match="jobs"):
         execute.execute_all([], jobs=0)
+
+
+def test_every_chapter_names_its_paper_in_its_front_matter():
+    """The paper metadata of the intro's table, the citations and the claims' default paper come from
+    each chapter's front matter and references.bib: adding a chapter touches no list elsewhere."""
+    from lib.book import papers
+
+    ps = papers.papers()
+    assert [p.chapter for p in ps] == chapters.chapters()
+    assert all(p.authors and p.title and p.venue[-4:].isdigit() and p.topic for p in ps)
+    assert ps[0].authors == "Vardi & Shamir" and ps[0].venue == "COLT 2021"
+
+
+def test_a_paper_key_missing_from_the_bibliography_is_an_error(tmp_path, monkeypatch):
+    import shutil
+
+    from lib.book import papers
+
+    (tmp_path / "book").mkdir()
+    shutil.copy("references.bib", tmp_path / "references.bib")
+    (tmp_path / "book" / "99-x.md").write_text("---\nbook:\n  paper: nobody2099\n---\n# x\n")
+    monkeypatch.setenv("IB_ROOT", str(tmp_path))
+    with pytest.raises(KeyError, match="99-x.*nobody2099"):
+        papers.paper_of("99-x")

@@ -118,9 +118,10 @@ class Chapter:
     @property
     def paper(self) -> str:
         """The bibliography key of the paper this chapter is about ("" for a chapter without one)."""
-        from .papers import PAPERS
+        from .papers import paper_of
 
-        return next((p.key for p in PAPERS if p.chapter == self.stem), "")
+        p = paper_of(self.stem) if (paths.root() / "book" / f"{self.stem}.md").exists() else None
+        return p.key if p else ""
 
     def claim(self, id: str, statement: str, **kw: Any) -> None:
         """Check and register a claim (see :meth:`lib.claims.ClaimRegistry.check`); ``paper`` defaults

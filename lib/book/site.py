@@ -242,12 +242,12 @@ def recorded_markdown(profile: str = "full") -> str:
 
 def status_markdown(runs: list[dict[str, Any]]) -> str:
     """The intro's table: each paper, its chapter, and the state of its claims in this build."""
-    from .papers import PAPERS
+    from .papers import papers
 
     by_stem = {r["chapter"]: r for r in runs}
     lines = ["| chapter | paper | what it shows | claims pass | evidence with a failing control | identities |",
              "|---|---|---|---|---|---|"]
-    for p in PAPERS:
+    for p in papers():
         r = by_stem.get(p.chapter)
         if r is None:
             continue

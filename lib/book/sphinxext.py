@@ -40,9 +40,9 @@ def _citation_meta() -> dict:
 
 
 def _paper(stem: str) -> dict | None:
-    from .papers import PAPERS
+    from .papers import paper_of
 
-    p = next((p for p in PAPERS if p.chapter == stem), None)
+    p = paper_of(stem)
     return None if p is None else {"key": p.key, "authors": p.authors, "title": p.title, "venue": p.venue}
 
 
