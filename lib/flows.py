@@ -16,7 +16,9 @@ reached its own horizon is frozen (its step size becomes 0) while the others go 
 - :func:`gd` -- plain gradient descent :math:`w_{k+1} = w_k - \\eta\\,\\nabla L(w_k)`, same interface;
 - :func:`halving_error` -- the integrator error estimated by comparing steps :math:`h` and
   :math:`2h` (Richardson's idea): :math:`\\lVert w_{2h}(T) - w_{h}(T)\\rVert`, which for an
-  order-:math:`p` method is :math:`2^p - 1` times the error of the step-:math:`h` solution.
+  order-:math:`p` method is :math:`2^p - 1` times the error of the step-:math:`h` solution;
+  :func:`step_doubling` does the same with records of both runs at common times;
+- :func:`locate_switch` -- where inside one RK4 step the pattern of a piecewise-smooth field changes.
 
 Fixed steps rather than an adaptive solver: the vector fields of ReLU models are only piecewise smooth
 (they switch when an example changes sides), and a fixed step keeps every run's arithmetic identical
@@ -347,3 +349,64 @@ def halving_error(
     )
     err = (coarse.w - fine.w).reshape(B, -1).norm(dim=1)
     return fine, err
+
+
+def step_doubling(
+    grad: Grad,
+    w0: torch.Tensor,
+    dt: float | torch.Tensor,
+    steps: int | torch.Tensor,
+    *,
+    record_every: int,
+    observe: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    **kw,
+) -> tuple[Flow, Flow, torch.Tensor]:
+    """:func:`halving_error` with the observables recorded on *both* runs at the same times: the
+    step-``2 dt`` run records every ``record_every / 2`` of its steps, so ``coarse.records[k]`` and
+    ``fine.records[k]`` belong to the same time and their difference estimates the error of each
+    recorded observable along the way (not only at the end). ``record_every`` and ``steps`` must be
+    even. Returns ``(fine, coarse, err)`` with ``err`` as in :func:`halving_error`."""
+    if record_every % 2:
+        raise ValueError("step_doubling needs an even record_every")
+    B = w0.shape[0]
+    h = _per_run(dt, w0).reshape(B)
+    n = torch.as_tensor(steps, device=w0.device).long()
+    n = n.expand(B) if n.ndim == 0 else n
+    if (n % 2 != 0).any():
+        raise ValueError("step_doubling needs an even number of steps")
+    fine = integrate(grad, w0, h, n, record_every=record_every, observe=observe, **kw)
+    coarse_kw = {k: kw[k] for k in ("check", "events", "piece_grad") if k in kw}
+    coarse = integrate(
+        grad, w0, 2 * h, n // 2, record_every=record_every // 2, observe=observe, **coarse_kw
+    )
+    err = (coarse.w - fine.w).reshape(B, -1).norm(dim=1)
+    return fine, coarse, err
+
+
+def locate_switch(
+    piece_grad: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    events: Callable[[torch.Tensor], torch.Tensor],
+    w: torch.Tensor,
+    dt: torch.Tensor,
+    *,
+    bisect: int = 50,
+) -> torch.Tensor:
+    """The fraction :math:`\\theta \\in (0, 1]` of an RK4 step of size ``dt`` from ``w`` at which the
+    sign pattern of ``events`` first changes, located by ``bisect`` halvings of RK4 sub-steps on the
+    smooth piece ``w`` starts in (as in :func:`rk4_event_step`); 1 for runs whose pattern does not
+    change within the step. The switch time is then :math:`t + \\theta\\,dt`, accurate to
+    :math:`2^{-\\text{bisect}}\\,dt` plus the RK4 error of the sub-step. ``w: [B, ...]``, ``dt: [B]``."""
+    B = w.shape[0]
+    shape = (B,) + (1,) * (w.ndim - 1)
+    h = _per_run(dt, w).reshape(shape)
+    s0 = events(w) > 0
+    f = lambda v: piece_grad(v, s0)
+    crossed = ((events(rk4_step(f, w, h)) > 0) != s0).reshape(B, -1).any(1)
+    lo = torch.zeros(B, dtype=w.dtype, device=w.device)
+    hi = torch.ones_like(lo)
+    for _ in range(bisect):
+        mid = 0.5 * (lo + hi)
+        c = ((events(rk4_step(f, w, h * mid.reshape(shape))) > 0) != s0).reshape(B, -1).any(1)
+        hi = torch.where(c, mid, hi)
+        lo = torch.where(c, lo, mid)
+    return torch.where(crossed, hi, torch.ones_like(hi))

@@ -351,6 +351,99 @@ def phase2d_exact(gammas: torch.Tensor, w0: tuple[float, float] = (0.1, 1.0), *,
     return w2, tau
 
 
+def linear_flow(
+    w0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None
+):
+    """The exact linear least-squares flow of the examples in ``mask`` (all by default), as a function
+    of time: with the pattern frozen, :math:`\\dot w = -X_M^\\top (X_M w - y_M)`, so
+
+    .. math:: w(t) = w_\\infty + e^{-X_M^\\top X_M t}\\,(w_0 - w_\\infty),\\qquad
+       w_\\infty = P_{\\{x_i^\\top w = y_i,\\ i \\in M\\}}(w_0)
+
+    (:func:`project_affine`; :math:`w_0 - w_\\infty` lies in the row space, where the matrix exponential
+    is computed from one symmetric eigendecomposition per run). ``w0: [B, d]``, ``X: [B, n, d]``,
+    ``y, mask: [B, n]``. Returns ``state(t)``: ``t: [B]`` or ``[B, K]`` -> ``[B, d]`` or ``[B, K, d]``.
+    """
+    m = torch.ones_like(y, dtype=torch.bool) if mask is None else mask
+    Xm = X * m.unsqueeze(-1).to(X.dtype)
+    w_inf = project_affine(w0, X, y, m)
+    lam, Q = torch.linalg.eigh(Xm.transpose(-1, -2) @ Xm)  # [B, d], [B, d, d]
+    coef = torch.einsum("bji,bj->bi", Q, w0 - w_inf)  # components of w0 - w_inf in the eigenbasis
+
+    def state(t: torch.Tensor) -> torch.Tensor:
+        tt = t if t.ndim == 2 else t.unsqueeze(-1)  # [B, K]
+        e = torch.exp(-lam.unsqueeze(1) * tt.unsqueeze(-1)) * coef.unsqueeze(1)  # [B, K, d]
+        out = w_inf.unsqueeze(1) + torch.einsum("bij,bkj->bki", Q, e)
+        return out if t.ndim == 2 else out.squeeze(1)
+
+    return state
+
+
+def single_switch_limit(
+    w0: torch.Tensor,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    k: int,
+    *,
+    t_max: float,
+    grid: int = 2000,
+    iters: int = 100,
+) -> dict[str, torch.Tensor]:
+    """Exact gradient-flow limit of a ReLU neuron along which the activation pattern changes once:
+    every example is active at :math:`w_0`, example ``k`` switches off at the first root :math:`\\tau`
+    of :math:`x_k^\\top w(t)` and the others stay active (the book's construction, chapter 1).
+
+    Between switches the flow is linear (:func:`linear_flow`): all examples active on
+    :math:`[0, \\tau]`, the others after :math:`\\tau`, so :math:`w^*` is the projection of
+    :math:`w(\\tau)` onto :math:`\\{x_i^\\top w = y_i,\\ i \\ne k\\}` (the trajectory-dependent
+    projection of ``vardi2021implicit``'s single neuron). :math:`\\tau` is bracketed on a uniform grid of
+    ``grid`` times in :math:`[0, t_{max}]` and refined by ``iters`` bisections. ``valid`` says the
+    premises hold on the grids: all examples active at :math:`w_0`, a root in :math:`[0, t_{max}]`, the
+    other examples active before :math:`\\tau`, and after it, example ``k`` inactive and the others
+    active up to :math:`\\tau + t_{max}` (where the post-switch flow has converged).
+
+    ``w0: [B, d]``, ``X: [B, n, d]``, ``y: [B, n]``. Returns ``w_star [B, d]``, ``tau [B]``,
+    ``w_tau [B, d]``, ``valid [B]`` (``NaN`` values where no root is found).
+    """
+    B, n, d = X.shape
+    on = torch.ones(B, n, dtype=torch.bool, device=X.device)
+    before = linear_flow(w0, X, y, on)
+    t = torch.linspace(0.0, t_max, grid, dtype=X.dtype, device=X.device).expand(B, grid)
+    z = torch.einsum("bkd,bnd->bkn", before(t), X)  # [B, K, n] pre-activations on the grid
+    off = z[..., k] <= 0
+    has_root = off.any(1) & (z[:, 0] > 0).all(1)
+    first = torch.where(
+        has_root,
+        off.to(torch.int64).argmax(1),
+        torch.full_like(off[:, 0], grid - 1, dtype=torch.int64),
+    )
+    lo = t.gather(1, (first - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+    hi = t.gather(1, first.unsqueeze(1)).squeeze(1)
+    xk = X[:, k]
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        pos = (before(mid) * xk).sum(-1) > 0
+        lo, hi = torch.where(pos, mid, lo), torch.where(pos, hi, mid)
+    tau = hi
+    w_tau = before(tau)
+    others = on.clone()
+    others[:, k] = False
+    idx = torch.arange(grid, device=X.device).expand(B, grid)
+    stay_on = ((z[..., others[0]] > 0).all(-1) | (idx >= first.unsqueeze(1))).all(1)
+    after = linear_flow(w_tau, X, y, others)
+    za = torch.einsum("bkd,bnd->bkn", after(t[:, 1:]), X)
+    ok_after = (za[..., k] <= 0).all(1) & (za[..., others[0]] > 0).all(-1).all(1)
+    w_star = project_affine(w_tau, X, y, others)
+    valid = has_root & stay_on & ok_after
+    nan = torch.full_like(tau, float("nan"))
+    return {
+        "w_star": torch.where(has_root.unsqueeze(-1), w_star, nan.unsqueeze(-1).expand(B, d)),
+        "tau": torch.where(has_root, tau, nan),
+        "w_tau": w_tau,
+        "valid": valid,
+    }
+
+
 def phase2d_bound(gamma: torch.Tensor | float, w0: tuple[float, float] = (0.1, 1.0)):
     """Upper bound on :math:`w_2^*(\\gamma) - (w_{0,1}+w_{0,2})/2` from the book's derivation, for
     :math:`w_0 = (0.1, 1)`: :math:`0.45\\,\\ln(1 + 4.5\\gamma^2)/(2\\gamma^2)`, valid when

@@ -156,3 +156,35 @@ def test_masked_neuron_grad_is_the_smooth_piece():
     assert torch.allclose(
         neuron.grad(P["w0"], P["X"], P["y"], 0.0, on), neuron.grad(P["w0"], P["X"], P["y"])
     )
+
+
+def test_step_doubling_records_both_runs_at_the_same_times():
+    a = torch.tensor([1.0, 3.0], dtype=F64)
+    w0 = torch.ones(2, 1, dtype=F64)
+    obs = {"w": lambda w: w[:, 0].clone()}
+    fine, coarse, err = flows.step_doubling(
+        linear_grad(a), w0, 0.05, 40, record_every=4, observe=obs
+    )
+    assert torch.equal(fine.record_steps, 2 * coarse.record_steps)
+    t = fine.record_steps.to(F64).unsqueeze(1) * 0.05
+    exact = torch.exp(-a * t)
+    # the difference of the two records bounds the error of the fine one (RK4: about 15 times it)
+    diff = (fine.records["w"] - coarse.records["w"]).abs()
+    assert ((fine.records["w"] - exact).abs() <= diff + 1e-15).all()
+    _, err2 = flows.halving_error(linear_grad(a), w0, 0.05, 40)
+    assert torch.equal(err, err2)
+    with pytest.raises(ValueError, match="record_every"):
+        flows.step_doubling(linear_grad(a), w0, 0.05, 40, record_every=3, observe=obs)
+
+
+def test_locate_switch_finds_the_crossing_inside_a_step():
+    """w' = 1 for w <= 0 (w' = 2 - w beyond): from w = -0.5 the switch is 0.5 later; a step of 0.8
+    crosses it at the fraction 0.625, a step of 0.4 does not cross (fraction 1)."""
+
+    def piece(w, on):
+        return torch.where(on, w - 2.0, torch.full_like(w, -1.0))
+
+    w = torch.full((2, 1), -0.5, dtype=F64)
+    theta = flows.locate_switch(piece, lambda v: v, w, torch.tensor([0.8, 0.4], dtype=F64))
+    assert abs(theta[0].item() - 0.625) < 1e-12
+    assert theta[1].item() == 1.0

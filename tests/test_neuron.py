@@ -167,14 +167,47 @@ def test_study_parameter_validation():
         ch01.params("medium")
 
 
-def test_small_gamma3d_study_runs_and_bench_workload():
-    r = ch01.gamma3d(
-        gammas=[0.0, 1.0], T=3.0, dt_max=1e-3, dt_gamma=0.2, init=1e-6, record_every=100
-    )
-    t = r["table"]
-    assert np.allclose(t["w1"], 5, atol=1e-4) and np.allclose(t["w2"], -1, atol=1e-4)
-    assert t["w3"][0] == 1e-6 and t["w3"][1] < 0
+def test_bench_workload_steps_run():
     wl = ch01.bench_workload(3, "cpu")
     wl.batched_step()
     wl.loop_step()
     assert wl.runs == 3
+
+
+def test_linear_flow_solves_the_frozen_least_squares_flow():
+    from lib import flows
+
+    P = problems(5, 6)
+    X, y, w0 = P["X"], P["y"], P["w0"]
+    on = P["y"] > -1  # every row (padding rows are zero and change nothing)
+    state = neuron.linear_flow(w0, X, y, on)
+    assert torch.allclose(state(torch.zeros(6, dtype=F64)), w0, atol=1e-12)
+    f = flows.integrate(lambda w: neuron.grad(w, X, y, 0.0, on), w0, 1e-3, 500)  # t = 0.5
+    assert torch.allclose(state(torch.full((6,), 0.5, dtype=F64)), f.w, atol=1e-9)
+    far = state(torch.full((6,), 1e4, dtype=F64))
+    assert torch.allclose(far, neuron.project_affine(w0, X, y), atol=1e-9)
+    two = state(torch.tensor([[0.0, 0.5]], dtype=F64).expand(6, 2))  # [B, K] times -> [B, K, d]
+    assert two.shape == (6, 2, 7) and torch.allclose(two[:, 1], f.w, atol=1e-9)
+
+
+def test_single_switch_limit_matches_event_located_rk4_on_the_gamma_family():
+    from lib import flows
+
+    g = torch.tensor([0.5, 2.0, 20.0], dtype=F64)
+    X, y = neuron.gamma_family_3d(g)
+    w0 = torch.full((3, 3), 1e-6, dtype=F64)
+    ex = neuron.single_switch_limit(w0, X, y, 2, t_max=6.0)
+    assert ex["valid"].all()
+    dt = torch.clamp(0.2 / g**2, max=1e-3)
+    f = flows.integrate(neuron.grad_fn(X, y), w0, dt, torch.ceil(6.0 / dt).long(), **neuron.flow_kw(X, y))
+    assert torch.allclose(f.w, ex["w_star"], atol=1e-8)
+    assert torch.allclose(ex["w_star"][:, :2], torch.tensor([5.0, -1.0], dtype=F64).expand(3, 2), atol=1e-12)
+    # at tau, w2 + w3 = 0 (x3 switches off there)
+    assert (ex["w_tau"][:, 1] + ex["w_tau"][:, 2]).abs().max() < 1e-12
+
+
+def test_single_switch_limit_flags_broken_premises():
+    X, y = neuron.gamma_family_3d(torch.tensor([1.0, 1.0], dtype=F64))
+    w0 = torch.tensor([[1e-6, 1e-6, -1.0], [-1e-6, -1e-6, 1.0]], dtype=F64)  # x3, resp. x1 and x2, inactive
+    ex = neuron.single_switch_limit(w0, X, y, 2, t_max=4.0)
+    assert not ex["valid"].any()

@@ -18,11 +18,14 @@ def _colors(k: int) -> list:
     return [plt.get_cmap("viridis")(t) for t in np.linspace(0, 0.9, k)]
 
 
-def gamma3d(res) -> plt.Figure:
-    """3-D trajectories of GF on every :math:`D_\\gamma`, the half-line :math:`Z`, and an inset of
-    :math:`w_3^*(\\gamma)`."""
-    tab = res["table"]
-    traj = res["traj"]  # [K, B, 3]
+def gamma3d(res, show=None) -> plt.Figure:
+    """3-D trajectories of GF on the datasets :math:`D_\\gamma` with :math:`\\gamma` in ``show`` (all by
+    default), the half-line :math:`Z`, and an inset of :math:`w_3^*(\\gamma)` over the whole grid: RK4
+    (dots) on the exact curve (line)."""
+    full = res["table"]
+    keep = np.ones(len(full), bool) if show is None else full["gamma"].isin(show).to_numpy()
+    tab = full[keep].reset_index(drop=True)
+    traj = res["traj"][:, keep]  # [K, B, 3]
     fig = plt.figure(figsize=(9.0, 5.0))
     ax = fig.add_axes([0.0, 0.0, 0.66, 1.0], projection="3d")
     z = np.linspace(-0.4, 1.0, 2)
@@ -41,8 +44,10 @@ def gamma3d(res) -> plt.Figure:
     ax.view_init(elev=18, azim=-60)
     ax.legend(loc="upper left", fontsize=7.5, ncol=1, bbox_to_anchor=(0.0, 0.98))
     ins = fig.add_axes([0.76, 0.56, 0.22, 0.3])
-    pos = tab["gamma"] > 0
-    ins.plot(tab["gamma"][pos], tab["w3"][pos], "o-", color=COLORS["blue"], ms=3)
+    pos = full[full["gamma"] > 0]
+    ins.plot(pos["gamma"], pos["w3 exact"], "-", color=COLORS["grey"], lw=1.2, label="exact")
+    ins.plot(pos["gamma"], pos["w3"], "o", color=COLORS["blue"], ms=2.5, label="RK4")
+    ins.legend(fontsize=6.5)
     ins.set_xscale("log")
     ins.set_xlabel(r"$\gamma$", fontsize=8)
     ins.set_ylabel(r"$w_3^*(\gamma)$", fontsize=8)
@@ -108,7 +113,7 @@ def phase_plane(res) -> plt.Figure:
 def cross_matrices(res) -> plt.Figure:
     """Cross-loss matrix :math:`L_{D_{\\gamma_i}}(w^*(\\gamma_j))` and distances between limits."""
     g = res["table"]["gamma"].to_numpy()
-    labels = [f"{x:g}" for x in g]
+    labels = [f"{x:.3g}" for x in g]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.9))
     cl = np.maximum(res["cross_loss"], 1e-32)
     im = ax.imshow(cl, norm=LogNorm(vmin=1e-32, vmax=1.0), cmap="viridis")
@@ -119,8 +124,12 @@ def cross_matrices(res) -> plt.Figure:
         (ax, "(a) every limit is a global minimum of every dataset"),
         (bx, "(b) but the limits differ"),
     ):
-        a.set_xticks(range(len(g)), labels, fontsize=7, rotation=90 if len(g) > 8 else 0)
-        a.set_yticks(range(len(g)), labels, fontsize=7)
+        every = max(1, len(g) // 12)  # at most about a dozen tick labels
+        ticks = range(0, len(g), every)
+        a.set_xticks(
+            ticks, [labels[i] for i in ticks], fontsize=7, rotation=90 if len(g) > 8 else 0
+        )
+        a.set_yticks(ticks, [labels[i] for i in ticks], fontsize=7)
         a.set_xlabel(r"limit $w^*(\gamma_j)$")
         a.set_ylabel(r"dataset $D_{\gamma_i}$")
         a.set_title(t)
@@ -178,36 +187,41 @@ def approx_ratio(res) -> plt.Figure:
     return fig
 
 
-def activation_pattern(res, run: int) -> plt.Figure:
-    """The activation pattern of one run over time, with the last change :math:`\\tau` marked, above
-    its distance to the limit."""
-    runs = res["runs"]
+def activation_pattern(res) -> plt.Figure:
+    """The activation pattern of the showcase run of :func:`lib.studies.ch01.relu_random` over time
+    (recorded at every step), with each switch drawn at its located time and the last one,
+    :math:`\\tau`, marked; below, its distances to :math:`P_Z(w_0)` and to the teacher."""
+    sc = res["showcase"]
+    run = sc["run"]
     n = int(res["n_rows"][run])
-    t = res["time"][:, run]
-    pat = res["patterns"][:, run, :n].T.astype(float)
-    tau = runs["tau"][run]
+    t = sc["time"]
+    pat = sc["patterns"][:, :n].T.astype(float)
+    switches = sc["switch_times"]
+    tau = switches[-1] if len(switches) else np.nan
     fig, (ax, bx) = plt.subplots(
         2, 1, figsize=(7.0, 4.4), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]}
     )
+    # the pattern recorded after step k holds on (t_k, t_{k+1}); a change inside a step is drawn at its
+    # located time: the cell edges are the step times with the switch times put in their place
     edges = np.concatenate([t, [t[-1] + (t[-1] - t[-2])]])
+    k = np.searchsorted(t, switches)  # the step ending just after each switch
+    edges[k] = switches
     ax.pcolormesh(
         edges, np.arange(n + 1) - 0.5, pat, cmap="Greys", vmin=0, vmax=1.6, shading="flat"
     )
     ax.set_yticks(
         range(n),
-        [f"$x_{i + 1}$ (y={'+' if v > 0 else '0'})" for i, v in enumerate(res["labels"][run][:n])]
-        if "labels" in res
-        else [f"$x_{i + 1}$" for i in range(n)],
+        [f"$x_{i + 1}$ (y={'+' if v > 0 else '0'})" for i, v in enumerate(res["labels"][run][:n])],
     )
     ax.set_title(f"run {run}: active examples (dark) over time")
     ax.grid(False)
+    for s in switches[:-1]:
+        for a in (ax, bx):
+            a.axvline(s, color=COLORS["grey"], lw=0.9, ls=":")
     for a in (ax, bx):
         a.axvline(tau, color=COLORS["red"], lw=1.3, ls="--")
-    d = res["dist_curves"][:, run, 0]
-    bx.plot(t, d, color=COLORS["blue"], label=r"$\|w(t) - P_Z(w_0)\|$")
-    bx.plot(
-        t, res["dist_curves"][:, run, 1], color=COLORS["green"], label=r"$\|w(t) - v\|$ (teacher)"
-    )
+    bx.plot(t, sc["dist"][:, 0], color=COLORS["blue"], label=r"$\|w(t) - P_Z(w_0)\|$")
+    bx.plot(t, sc["dist"][:, 1], color=COLORS["green"], label=r"$\|w(t) - v\|$ (teacher)")
     bx.text(
         tau, bx.get_ylim()[1], r" $\tau$ (last change)", color=COLORS["red"], va="top", fontsize=8
     )
@@ -279,7 +293,7 @@ def balance(res) -> plt.Figure:
     dr = res["drift"]
     for method, c, m in (("GD", COLORS["red"], "o"), ("RK4", COLORS["blue"], "s")):
         sub = dr[dr["method"] == method]
-        for init, s in sub.groupby("init"):
+        for _init, s in sub.groupby("init"):
             bx.plot(s["h"], s["drift"], color=c, lw=0.6, alpha=0.45)
         med = sub.groupby("h")["drift"].median()
         bx.plot(
