@@ -283,7 +283,32 @@ def test_schedules_satisfy_the_derived_condition():
 def test_study_parameter_validation():
     with pytest.raises(ParameterError, match="levels"):
         ch05.lasso_schedules(example="step", schedules=["derived"], levels=0, n0=8, m0=8, lam0=1e-2, seeds=1)
-    with pytest.raises(ParameterError, match="lr"):
-        ch05.optimizer_bias(example="tent", n=8, width=4, lam=1e-2, steps=10, lr={"gd": 0.1}, scales=[1.0], seeds=1, batch_size=4)
+    with pytest.raises(ParameterError, match="lr_gd"):
+        ch05.optimizer_bias(example="tent", n=8, width=4, lam=1e-2, steps=10, lr_gd=0.0, lr_momentum=0.01, lr_adam=1e-3,
+                            momentum=0.9, scales=[1.0], seeds=1, batch_size=4)
     with pytest.raises(ParameterError, match="profile"):
         ch05.params("huge")
+
+
+def test_continue_gd_continues_train_exactly():
+    """``train`` for 300 GD steps equals ``train`` for 100 then :func:`continue_gd` for 200 (masked widths,
+    padded data, one run without weight decay): the same update, in NumPy instead of torch."""
+    R = kr.step()
+    x, y = kr.sample(R, 12, np.random.default_rng(0))
+    B = 3
+    X, Y = torch.tensor(np.tile(x, (B, 1))), torch.tensor(np.tile(y, (B, 1)))
+    V = torch.ones_like(X)
+    V[1, 8:] = 0.0
+    kw = dict(width=6, widths=torch.tensor([6, 3, 6]), methods=["gd"] * B, lr=torch.tensor([0.05, 0.05, 0.1], dtype=torch.float64),
+              wd=torch.tensor([1e-2, 0.0, 3e-2], dtype=torch.float64), init_scale=torch.ones(B, dtype=torch.float64), records=5)
+    whole = kr.train(X, Y, V, steps=300, generator=torch.Generator().manual_seed(0), **kw)
+    first = kr.train(X, Y, V, steps=100, generator=torch.Generator().manual_seed(0), **kw)
+    rest = kr.continue_gd(first.net, X.numpy(), Y.numpy(), V.numpy(), lr=kw["lr"].numpy(), wd=kw["wd"].numpy(), steps=200, records=5)
+    for p, q in zip(whole.net.tensors, rest.net.tensors):
+        assert torch.allclose(p, q, atol=1e-13, rtol=0)
+    for k in ("loss", "norm", "objective"):
+        assert np.allclose(getattr(whole, k)[:, -1], getattr(rest, k)[:, -1], atol=1e-13, rtol=0)
+    assert np.allclose(whole.grad_norm, rest.grad_norm, atol=1e-13) and rest.steps.tolist() == [0, 50, 100, 150, 200]
+    assert torch.all(rest.net.a[1, 3:] == 0)
+    with pytest.raises(ParameterError, match="steps"):
+        kr.continue_gd(first.net, X.numpy(), Y.numpy(), V.numpy(), lr=kw["lr"].numpy(), wd=kw["wd"].numpy(), steps=-1)

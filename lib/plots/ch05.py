@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from .style import COLORS
 
+#: drawn in this order, widest first, so that coinciding curves stay visible: a thick line under a thinner
+#: one of another colour and dash pattern
 CONV_STYLE = {
-    ("l2", False): {"color": COLORS["blue"], "ls": "-", "label": r"$\ell_2$ bias, no affine term (primary)"},
-    ("l2", True): {"color": COLORS["red"], "ls": "--", "label": r"$\ell_2$ bias, free affine term"},
-    ("l1", False): {"color": COLORS["green"], "ls": "-.", "label": r"$|w|+|b|$, no affine term"},
-    ("free", False): {"color": COLORS["purple"], "ls": ":", "label": "bias unpenalised (one minimiser)"},
+    ("l2", False): {"color": COLORS["blue"], "ls": "-", "lw": 4.5, "alpha": 0.55, "label": r"$\ell_2$ bias, no affine term (primary)"},
+    ("l2", True): {"color": COLORS["red"], "ls": (0, (6, 3)), "lw": 2.6, "label": r"$\ell_2$ bias, free affine term"},
+    ("l1", False): {"color": COLORS["green"], "ls": (0, (4, 2, 1, 2)), "lw": 1.6, "label": r"$|w|+|b|$, no affine term"},
+    ("free", False): {"color": COLORS["purple"], "ls": (0, (1, 1.5)), "lw": 1.3, "label": "bias unpenalised (one of many minimisers)"},
 }
 SCHED_STYLE = {
     "derived": {"color": COLORS["blue"], "marker": "o"},
@@ -26,11 +27,12 @@ METHOD_COLOR = {"gd": COLORS["blue"], "sgd": COLORS["cyan"], "momentum": COLORS[
 
 
 def _regions(ax, x, target) -> None:
-    ax.plot(x, target, color="black", lw=4, alpha=0.35, solid_capstyle="butt", label="target on the regions")
+    ax.plot(x, target, color="black", lw=7, alpha=0.2, solid_capstyle="butt", label="target on the regions")
 
 
 def interpolants(table: dict, examples: list[str]) -> plt.Figure:
-    """Each example's regions and its exact minimum norm interpolants under four conventions."""
+    """Each example's regions and its exact minimum norm interpolants under four conventions (widest line
+    first, so that where two conventions give the same function both stay visible)."""
     curves = table["curves"]
     fig, axes = plt.subplots(1, len(examples), figsize=(3.2 * len(examples), 3.3))
     for ax, name in zip(np.atleast_1d(axes), examples):
@@ -50,9 +52,12 @@ def interpolants(table: dict, examples: list[str]) -> plt.Figure:
     return fig
 
 
-def schedules(lasso: pd.DataFrame, trained: pd.DataFrame, sample_distance: float) -> plt.Figure:
+def schedules(lasso_study: dict, trained_study: dict) -> plt.Figure:
     """Gap distance to the region interpolant along the (n, m) grid, per lambda schedule: the exact
-    infinite-width problem (left) and trained networks (right: objective relative to the exact optimum)."""
+    infinite-width problem (left) and trained networks (right: objective relative to the exact optimum at
+    the common step budget; a star: the fast schedule's runs continued until weight decay has acted)."""
+    lasso, trained, long = lasso_study["runs"], trained_study["runs"], trained_study.get("long")
+    sample_distance = float(np.mean(lasso_study["sample_interpolant_distance"]))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, st in SCHED_STYLE.items():
         d = lasso[lasso.schedule == name].groupby("level").distance.mean()
@@ -62,6 +67,10 @@ def schedules(lasso: pd.DataFrame, trained: pd.DataFrame, sample_distance: float
         if len(t):
             ratio = t.objective.mean() / t.lasso_objective.mean()
             a2.semilogx(2.0 ** ratio.index, ratio.values, label=name, base=2, **st)
+    if long is not None:
+        a2.semilogx([2.0 ** long["level"]], [float(np.median(long["ratio"]))], base=2, ls="none", marker="*", ms=13,
+                    color=SCHED_STYLE["fast"]["color"], mec="black",
+                    label=rf"fast, run on to $\eta\lambda T = {long['eta_lam_t'][-1]:.0f}$")
     a1.axhline(sample_distance, color="grey", lw=1, ls="--", label=r"$n=n_0$ sample interpolant")
     a1.set_xscale("log", base=2)
     a1.set_xlabel(r"scale $s$ ($n = n_0 s$, $m = m_0 s$)")
