@@ -59,7 +59,12 @@ Public API
     for the ``l2`` weight, Newton's method on the optimality conditions of that active set (tight and
     tangent per-interval dual constraints, a sparse square system) then gives the kink positions and a
     dual to rounding, certified by the same closed-form check; otherwise the merged kinks are re-solved
-    once: one LP, not one per kink.
+    once: one LP, not one per kink.  Last, in both conventions, the *merge rule* of :func:`_merge_runs`:
+    consecutive same-sign kinks of units facing the same way with no constraint point (or region)
+    strictly between them are one kink at their jump-weighted mean (exact for the constraints, never
+    raises the cost).  Without the affine term a right- and a left-facing kink are merged only if the
+    re-solve stays certified; a certified minimiser can have two such kinks close together (a merge
+    changes the constant neuron and may cost more; ``tests/test_minnorm1d.py`` has an example).
 ``Solution(t)``
     Evaluates the interpolant (piecewise linear) at points ``t``; ``Solution.kinks`` gives the kink
     positions and slope jumps; ``Solution.cost`` the exact cost of the returned function.
@@ -102,8 +107,10 @@ __all__ = [
     "NotConvergedWarning",
     "PenalizedFit",
     "Solution",
+    "best_fit_with_kinks",
     "biasfree_value",
     "evaluate_kinks",
+    "interpolant_with_kinks",
     "kink_cost",
     "linear_spline",
     "paired_interpolant",
@@ -269,6 +276,96 @@ def paired_interpolant(
     order = np.argsort(p)
     return (np.asarray(p, float)[order], np.asarray(s, float)[order], float(delta[0]),
             float(ys[0] - delta[0] * xs[0]))
+
+
+def interpolant_with_kinks(
+    x: Sequence[float], y: Sequence[float], p: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    r"""The interpolant with its kinks at the given positions ``p``, as ``(p, s, v, c)``.
+
+    Solves ``sum_k s_k (x_i - p_k)_+ + v x_i + c = y_i`` for the jumps ``s`` and the affine part (least
+    squares, exact when ``len(p) = n - 2`` and the system is regular); raises ``ValueError`` when no
+    interpolant has kinks only at ``p``.  Used to build members of the bias-free family and their
+    perturbations (e.g. the straight-line interpolant with one kink moved)."""
+    xs, ys = _sorted_data(x, y)
+    p = np.sort(_as_1d("p", p))
+    A = np.column_stack([np.maximum(xs[:, None] - p, 0.0), xs, np.ones_like(xs)])
+    z = np.linalg.lstsq(A, ys, rcond=None)[0]
+    if np.max(np.abs(A @ z - ys)) > 1e-9 * (1.0 + np.abs(ys).max()):
+        raise ValueError(f"no interpolant of the data has its kinks only at p={p.tolist()}")
+    return p, z[:-2], float(z[-2]), float(z[-1])
+
+
+def _kink_fit(xs, ys, P, lam, penalty, sign):
+    """``min 1/2 |f(x) - y|^2 + lam sum_k W(p_k) |s_k|`` over ``f`` with kinks at ``P`` of sign ``sign``
+    (or zero) and a free affine part: exact, by enumerating which jumps are zero (2^k linear systems)."""
+    k = P.size
+    A = np.column_stack([np.maximum(xs[:, None] - P, 0.0), xs, np.ones_like(xs)])
+    g = np.concatenate([lam * sign * weight(P, penalty), [0.0, 0.0]])
+    best = (np.inf, None)
+    for mask in range(2**k):
+        on = np.array([(mask >> j) & 1 for j in range(k)] + [1, 1], bool)
+        As, gs = A[:, on], g[on]
+        zs = np.linalg.lstsq(As.T @ As, As.T @ ys - gs, rcond=None)[0]
+        if np.any(sign * zs[:-2] < 0):
+            continue
+        z = np.zeros(k + 2)
+        z[on] = zs
+        val = 0.5 * float(np.sum((A @ z - ys) ** 2)) + float(g @ z)
+        if val < best[0]:
+            best = (val, z)
+    return best
+
+
+def best_fit_with_kinks(
+    x: Sequence[float],
+    y: Sequence[float],
+    lam: float,
+    n_kinks: int,
+    *,
+    penalty: str = "l2",
+    sign: float | None = None,
+    grid: int = 41,
+    starts: int = 3,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    r"""The weight-decay objective restricted to ``n_kinks`` kinks of one sign: a local search for
+    ``min 1/2 sum_i (f(x_i) - y_i)^2 + lam sum_k |s_k| W(p_k)`` over ``f`` with kinks ``p_k`` in the data
+    hull whose jumps have the sign ``sign`` (default: the sign of ``sum_i kappa_i``), affine part free.
+
+    For fixed positions the problem is a small convex QP, solved exactly (:func:`_kink_fit`); the
+    positions are searched over all ``n_kinks``-subsets of a ``grid``-point grid on the hull, and the
+    ``starts`` best are refined by Nelder-Mead.  Non-convex in the positions, so the result is an upper
+    bound on the restricted optimum (exact on the grid).  Chapter 3 uses it as a control: the best fit
+    with the sparsest number of kinks, against the global minimum of :func:`solve_penalized`.
+
+    Returns ``(objective, positions, jumps)``."""
+    from itertools import combinations
+
+    from scipy.optimize import minimize
+
+    _check_penalty(penalty)
+    xs, ys = _sorted_data(x, y)
+    if not (np.isfinite(lam) and lam > 0):
+        raise ValueError(f"invalid lam={lam!r}: must be > 0")
+    if int(n_kinks) < 1:
+        raise ValueError(f"invalid n_kinks={n_kinks!r}: must be >= 1")
+    sgn = float(np.sign(sign if sign is not None else secants(xs, ys)[1].sum()) or 1.0)
+    lo, hi = xs[0], xs[-1]
+    G = np.linspace(lo, hi, grid)
+    scored = sorted((_kink_fit(xs, ys, np.array(c), lam, penalty, sgn)[0], c)
+                    for c in combinations(G, int(n_kinks)))
+
+    def obj(P):
+        return _kink_fit(xs, ys, np.sort(np.clip(P, lo, hi)), lam, penalty, sgn)[0]
+
+    best = (np.inf, None)
+    for _, c in scored[:starts]:
+        r = minimize(obj, np.array(c), method="Nelder-Mead",
+                     options={"xatol": 1e-10, "fatol": 1e-16, "maxiter": 4000})
+        if r.fun < best[0]:
+            best = (float(r.fun), np.sort(np.clip(r.x, lo, hi)))
+    val, z = _kink_fit(xs, ys, best[1], lam, penalty, sgn)
+    return float(val), best[1], z[:-2]
 
 
 def _as_1d(name: str, a) -> np.ndarray:
@@ -737,6 +834,68 @@ def _merge_atoms(prob: _Problem, dic: dict, z: dict) -> dict:
     return out
 
 
+def _run_groups(prob: _Problem, p: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Group index of each atom (``p`` sorted): consecutive atoms of one sign share a group as long as no
+    constraint point and no region lies strictly between the group's first atom and them (the merge rule
+    of :func:`_merge_runs`)."""
+    t, gid = prob.t, np.zeros(p.size, dtype=np.int64)
+    first = 0
+    for k in range(1, p.size):
+        between = np.searchsorted(t, p[k], side="left") > np.searchsorted(t, p[first], side="right")
+        between = between or any(lo < p[k] and hi > p[first] for lo, hi, _, _ in prob.regions)
+        if np.sign(z[k]) == np.sign(z[k - 1]) and not between:
+            gid[k] = gid[k - 1]
+        else:
+            gid[k], first = gid[k - 1] + 1, k
+    return gid
+
+
+def _merge_runs(prob: _Problem, atoms: dict) -> dict:
+    r"""The merge rule, in both conventions.  Sort the atoms of the right- and left-facing families
+    together and group consecutive same-sign atoms with no constraint point (and no region) strictly
+    between them (:func:`_run_groups`).  A group whose atoms all belong to one family is one kink: it is
+    replaced by one atom of that family at the jump-weighted mean ``sum_k |z_k| p_k / sum_k |z_k|`` with
+    jump ``sum_k z_k``.
+
+    The function changes only strictly between the group's first and last atom, where there is nothing
+    to interpolate, so the constraints hold exactly; the cost can only drop because ``W`` is convex
+    (Jensen), strictly for the ``l2`` weight.  An atom on a constraint point may join the atoms on either
+    side of it (left first).  A group that mixes right- and left-facing atoms (possible only without the
+    affine term) is left as it is: merging it changes the constant neuron and may raise the cost, so
+    :func:`solve` tries it as a re-solve that must stay certified, and a minimiser can have two such
+    kinks close together.  Cancelling pairs inside regions (family ``P``) are kept as they are."""
+    fams = [f for f in atoms if f != "P"]
+    out = {f: (np.asarray(p, float), np.asarray(z, float)) for f, (p, z) in atoms.items()}
+    if not fams:
+        return out
+    lab = np.concatenate([np.full(len(out[f][0]), i) for i, f in enumerate(fams)])
+    p = np.concatenate([out[f][0] for f in fams])
+    z = np.concatenate([out[f][1] for f in fams])
+    keep = z != 0
+    lab, p, z = lab[keep], p[keep], z[keep]
+    if p.size == 0:
+        return {**out, **{f: (np.zeros(0), np.zeros(0)) for f in fams}}
+    o = np.argsort(p, kind="stable")
+    lab, p, z = lab[o], p[o], z[o]
+    gid = _run_groups(prob, p, z)
+    m = np.abs(z)
+    tot = np.bincount(gid, weights=z)
+    pm = np.bincount(gid, weights=m * p) / np.bincount(gid, weights=m)
+    cnt = np.bincount(gid)
+    first = np.r_[True, np.diff(gid) != 0]  # gid is sorted: one representative per group
+    starts = np.flatnonzero(first)
+    one_family = np.minimum.reduceat(lab, starts) == np.maximum.reduceat(lab, starts)
+    merge = one_family[gid] & (cnt[gid] > 1)
+    for i, f in enumerate(fams):
+        lone = (lab == i) & ~merge
+        rep = (lab == i) & merge & first
+        P = np.concatenate([p[lone], pm[gid[rep]]])
+        Z = np.concatenate([z[lone], tot[gid[rep]]])
+        s = np.argsort(P, kind="stable")
+        out[f] = (P[s], Z[s])
+    return out
+
+
 def _weight_derivatives(p: np.ndarray, penalty: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``W, W', W''`` at ``p`` (``l2``: ``sqrt(1+p^2)``, ``p / W``, ``W^-3``)."""
     w = weight(p, penalty)
@@ -1133,6 +1292,8 @@ def solve(
                 alt = prob.lp(cdic)
                 if alt is not None and done(alt["value"]):
                     atoms, v, c = {f: (cdic[f], alt["z"].get(f, np.zeros(len(cdic[f])))) for f in cdic}, alt["v"], alt["c"]
+    if polish:
+        atoms = _merge_runs(prob, atoms)
     if final is None:
         atoms, v, c = _refine(prob, atoms, v, c)
     p, r, l = _assemble(atoms)
@@ -1158,8 +1319,9 @@ def solve(
 
 
 def _common_positions(prob: _Problem, atoms: dict) -> np.ndarray:
-    """One position per (interval, sign of the slope jump) for the atoms of all families together: the
-    jump-weighted mean of their positions (cancelling pairs inside regions keep their own)."""
+    """One position per group of the merge rule (:func:`_run_groups`), applied to the atoms of all
+    families together: the jump-weighted mean of the group's positions (cancelling pairs inside regions
+    keep their own)."""
     ps, zs = [], []
     for f, (p, z) in atoms.items():
         if f == "P":
@@ -1173,11 +1335,11 @@ def _common_positions(prob: _Problem, atoms: dict) -> np.ndarray:
     p, z = p[keep], z[keep]
     if p.size == 0:
         return pair
-    key = np.stack([np.searchsorted(prob.t, p, side="right"), np.sign(z).astype(int)], 1)
-    uk, inv = np.unique(key, axis=0, return_inverse=True)
-    inv = inv.ravel()
+    o = np.argsort(p, kind="stable")
+    p, z = p[o], z[o]
+    gid = _run_groups(prob, p, z)
     w = np.abs(z)
-    pm = np.bincount(inv, weights=w * p, minlength=len(uk)) / np.bincount(inv, weights=w, minlength=len(uk))
+    pm = np.bincount(gid, weights=w * p) / np.bincount(gid, weights=w)
     return np.union1d(pm, pair)
 
 

@@ -397,3 +397,92 @@ def test_certificate_at_n_1000():
     bound, kappa = kr.dual_lower_bound(sol.dual, sol.t, sol.b, "l2", True, t_max=float(sol.t[-1]) + 1.0)
     assert kappa <= 1 + 1e-9
     assert bound == pytest.approx(sol.lower, rel=1e-9)
+
+
+# -- the merge rule (both conventions) ------------------------------------------------------------------
+def test_merge_rule_on_atoms():
+    """Same-sign atoms of one facing merge at their jump-weighted mean unless a constraint point or a region
+    lies strictly between them; an atom on a constraint point joins its left neighbours; mixed facings stay."""
+    prob = mn._Problem(np.array([0.0, 1.0, 2.0, 3.0]), np.zeros(4), ((2.0, 3.0, 0.0, 0.0),), "l2", False, 1e4)
+    atoms = {"R": (np.array([0.2, 0.6, 1.0, 1.5, 2.0]), np.array([1.0, 3.0, 2.0, 1.0, 1.0])),
+             "L": (np.array([-1.0, -0.5, 0.4]), np.array([-1.0, -1.0, 5.0]))}
+    out = mn._merge_runs(prob, atoms)
+    # R: {0.2, 0.6, 1.0} merge (1.0 is a constraint point, none strictly inside); {1.5, 2.0} merge; but
+    # 0.4 (an L atom) sits between 0.2 and 0.6: a mixed group, left as it is
+    p, z = out["R"]
+    assert np.allclose(p, [0.2, 0.6, 1.0, (1.5 + 2.0) / 2]) and np.allclose(z, [1.0, 3.0, 2.0, 2.0])
+    p, z = out["L"]
+    assert np.allclose(p, [-0.75, 0.4]) and np.allclose(z, [-2.0, 5.0])
+    atoms = {"R": (np.array([0.2, 0.6, 1.0, 2.5]), np.array([1.0, 3.0, 2.0, 1.0]))}
+    p, z = mn._merge_runs(prob, atoms)["R"]
+    assert np.allclose(p, [(0.2 + 1.8 + 2.0) / 6, 2.5]) and np.allclose(z, [6.0, 1.0])  # 2.5: inside the region
+
+
+def _random_case(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 20))
+    return np.sort(rng.uniform(-3, 3, n)), rng.normal(size=n)
+
+
+def test_merge_rule_in_solutions():
+    """No two kinks of a solution break the rule, in both conventions; the bias-free answer on a convex run
+    is the paired interpolant (the straight-line interpolant's kinks at consecutive points merge)."""
+    x, y = _random_case(2)  # without the merge, two left-facing kinks 3.6e-3 apart (one on a data point)
+    sol = mn.solve(x, y, penalty="free", affine=False)
+    assert np.min(np.diff(sol.kinks[0])) > 1e-2 and sol.gap < 1e-8 * sol.cost
+    for penalty in ("l2", "free", "l1"):
+        for affine in (True, False):
+            sol = mn.solve(x, y, penalty=penalty, affine=affine)
+            for fam in (sol.r, sol.l):
+                q, j = sol.p[fam != 0], fam[fam != 0]
+                for k in range(q.size - 1):
+                    between = np.any((sol.t > q[k]) & (sol.t < q[k + 1]))
+                    other = np.any((sol.p > q[k]) & (sol.p < q[k + 1]) & ((sol.r != 0) | (sol.l != 0)))
+                    assert np.sign(j[k]) != np.sign(j[k + 1]) or between or other, (penalty, affine, q[k:k + 2])
+    x = np.arange(6.0)
+    y = (x - 1.7) ** 2
+    free = mn.solve(x, y, penalty="free")
+    pp, ss, _, _ = mn.paired_interpolant(x, y)
+    assert free.n_kinks == mn.sparsest_kink_count(x, y) == 2
+    assert np.allclose(free.kinks[0], pp, atol=1e-9) and np.allclose(free.kinks[1], ss, atol=1e-9)
+
+
+def test_close_kinks_of_both_facings_can_be_genuine():
+    """Without the affine term a right- and a left-facing kink 4e-3 apart belong to the certified minimiser:
+    the best interpolant with one kink there instead costs more, by far more than the certified gap."""
+    x, y = _random_case(48)
+    sol = mn.solve(x, y, penalty="l2", affine=False)
+    p, s = sol.kinks
+    i = int(np.argmin(np.diff(p)))
+    assert np.diff(p)[i] < 5e-3 and np.sign(s[i]) == np.sign(s[i + 1])
+    pbar = (abs(s[i]) * p[i] + abs(s[i + 1]) * p[i + 1]) / (abs(s[i]) + abs(s[i + 1]))
+    prob = mn._Problem(sol.t, sol.b, (), "l2", False, sol.far)
+    merged = prob.lp(mn._dictionary(prob, np.sort(np.concatenate([np.delete(p, [i, i + 1]), [pbar]]))))
+    assert merged["value"] > sol.cost + 1e3 * max(sol.gap, 1e-12 * sol.cost)
+
+
+# -- interpolants with prescribed kinks, and the best fit with few kinks --------------------------------
+def test_interpolant_with_kinks():
+    x, y = [-2.0, 1.0, 2.0, 3.0], [0.0, 0.0, 1.0, 3.0]
+    p, s, v, c = mn.interpolant_with_kinks(x, y, [2.0, 0.5])
+    assert np.allclose(p, [0.5, 2.0]) and np.allclose(s, [1.2, 1.0]) and v == pytest.approx(-0.2)
+    assert mn.kink_cost(p, s, "l2") == pytest.approx(8 / np.sqrt(5))
+    with pytest.raises(ValueError, match="no interpolant"):
+        mn.interpolant_with_kinks(x, y, [0.0])  # 1, 2, 3 would be collinear
+    assert mn.interpolant_with_kinks(x, y, [1.5])[1] == pytest.approx([2.0])  # the sparsest interpolant
+
+
+def test_best_fit_with_kinks():
+    """Enough kinks: the best fit is the global minimum of the lasso (whose grid overestimates it by at most
+    a few 1e-7 relative); the sparsest number of kinks on the run of four costs more; lam -> the limits."""
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])
+    y = np.array([3.0, 1.5, 0.8, 0.6, 1.2, 2.5])
+    lasso = mn.solve_penalized(x, y, 1e-2)
+    two, p, s = mn.best_fit_with_kinks(x, y, 1e-2, 2)
+    assert two > lasso.objective * 1.005 and p.size == s.size == 2 and (s > 0).all()
+    three = mn.best_fit_with_kinks(x, y, 1e-2, 3, grid=21)[0]
+    assert three == pytest.approx(lasso.objective, rel=1e-6)
+    with pytest.raises(ValueError, match="n_kinks"):
+        mn.best_fit_with_kinks(x, y, 1e-2, 0)
+    with pytest.raises(ValueError, match="lam"):
+        mn.best_fit_with_kinks(x, y, 0.0, 2)
