@@ -99,26 +99,26 @@ def fig_family(e: dict[str, Any], name: str):
     return fig
 
 
-def fig_counterexample(e: dict[str, Any]):
-    """The certified counterexample: the l2 minimiser has more kinks than the sparsest interpolant."""
+def fig_counterexample(c: dict[str, Any], title: str):
+    """A certified counterexample (a record of ``ch03.counterexamples``): left, the bias-penalised minimiser
+    and the sparsest interpolant over the data, kinks marked; right, their difference."""
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
-    paired = e["family"]["paired"]
-    ax0.plot(e["grid"], paired["values"], color=COLORS["red"],
+    paired = c["paired"]
+    ax0.plot(c["grid"], paired["values"], color=COLORS["red"],
              label=f"sparsest interpolant: {paired['kinks'].size} kinks, $\\bar R$ = {paired['cost_l2']:.4f}")
-    ax0.plot(e["grid"], e["f_l2"], color=COLORS["blue"],
-             label=f"$\\bar R$-minimiser: {e['l2']['n_kinks']} kinks, $\\bar R$ = {e['l2']['cost']:.4f}")
-    for p, vals, col, mk in ((paired["kinks"], paired["values"], "red", "^"), (e["l2"]["kinks"], e["f_l2"], "blue", "v")):
-        ax0.plot(p, np.interp(p, e["grid"], vals), ls="none", marker=mk, color=COLORS[col], markeredgecolor="black",
+    ax0.plot(c["grid"], c["f_l2"], color=COLORS["blue"],
+             label=f"$\\bar R$-minimiser: {c['l2']['n_kinks']} kinks, $\\bar R$ = {c['l2']['cost']:.4f}")
+    for p, vals, col, mk in ((paired["kinks"], paired["values"], "red", "^"), (c["l2"]["kinks"], c["f_l2"], "blue", "v")):
+        ax0.plot(p, np.interp(p, c["grid"], vals), ls="none", marker=mk, color=COLORS[col], markeredgecolor="black",
                  markeredgewidth=0.6, markersize=7, zorder=5)
-    ax0.plot(e["x"], e["y"], "o", color="black", markersize=4, zorder=6, label="data")
+    ax0.plot(c["x"], c["y"], "o", color="black", markersize=4, zorder=6, label="data")
     ax0.set_xlabel("$x$")
     ax0.set_ylabel("$f(x)$")
     ax0.legend(fontsize=7.5)
-    ax0.set_title("a run of four positive curvatures centred at 0")
-    # right: the difference, where the two differ
-    ax1.plot(e["grid"], e["f_l2"] - paired["values"], color=COLORS["purple"])
+    ax0.set_title(title)
+    ax1.plot(c["grid"], c["f_l2"] - paired["values"], color=COLORS["purple"])
     ax1.axhline(0, color="black", lw=0.6)
-    ax1.plot(e["x"], 0 * e["x"], "o", color="black", markersize=4)
+    ax1.plot(c["x"], 0 * c["x"], "o", color="black", markersize=4)
     ax1.set_xlabel("$x$")
     ax1.set_ylabel("$f_{\\bar R}(x) - f_{\\mathrm{sparsest}}(x)$")
     ax1.set_title("difference (zero at the data)")
@@ -126,30 +126,68 @@ def fig_counterexample(e: dict[str, Any]):
     return fig
 
 
+def fig_dual_certificate(c: dict[str, Any]):
+    """A counterexample with its certificate: left, the minimiser and the sparsest interpolant; right, the
+    certified dual function g against the weight sqrt(1 + p^2), touching it where the minimiser has kinks."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    paired = c["paired"]
+    ax0.plot(c["grid"], paired["values"], color=COLORS["red"],
+             label=f"sparsest interpolant: {paired['kinks'].size} kink, $\\bar R$ = {paired['cost_l2']:.4f}")
+    ax0.plot(c["grid"], c["f_l2"], color=COLORS["blue"],
+             label=f"$\\bar R$-minimiser: {c['l2']['n_kinks']} kinks, $\\bar R$ = {c['l2']['cost']:.4f}")
+    for p, vals, col, mk in ((paired["kinks"], paired["values"], "red", "^"), (c["l2"]["kinks"], c["f_l2"], "blue", "v")):
+        ax0.plot(p, np.interp(p, c["grid"], vals), ls="none", marker=mk, color=COLORS[col], markeredgecolor="black",
+                 markeredgewidth=0.6, markersize=7, zorder=5)
+    ax0.plot(c["x"], c["y"], "o", color="black", markersize=4, zorder=6, label="data")
+    ax0.set_xlabel("$x$")
+    ax0.set_ylabel("$f(x)$")
+    ax0.legend(fontsize=7.5)
+    ax0.set_title("a run of two curvatures after $x_1 x_2 < -1$")
+    p = c["dual_grid"]
+    ax1.plot(p, mn.weight(p, "l2"), color="black", ls="--", lw=1.2, label="$W(p) = \\sqrt{1+p^2}$")
+    ax1.plot(p, c["dual"], color=COLORS["blue"], label="certified dual function $g_\\lambda(p)$")
+    q = c["l2"]["kinks"]
+    ax1.plot(q, mn.weight(q, "l2"), ls="none", marker="v", color=COLORS["blue"], markeredgecolor="black", markersize=7,
+             zorder=5, label="kinks of the minimiser")
+    for v in c["x"]:
+        ax1.axvline(v, color="gray", lw=0.6, ls=":")
+    ax1.set_xlabel("kink position $p$")
+    ax1.set_title("the certificate touches $W$ only at the two kinks")
+    ax1.legend(fontsize=7.5, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def fig_sparsity_map(df: pd.DataFrame):
     """Fraction of random data sets whose bias-penalised minimiser is as sparse as possible, against
-    the longest same-sign curvature run L and the data centre; and the mean excess of kinks."""
-    frac = df.groupby(["L", "offset"]).is_sparsest.mean().unstack()
-    excess = df.groupby(["L", "offset"]).excess.mean().unstack()
-    n = df.groupby(["L", "offset"]).size().unstack()
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    the longest same-sign curvature run L and the data centre (last column: one interval straddles 0 with
+    x_i x_{i+1} < -1); and the mean excess of kinks."""
+    order = [f"{o:g}" for o in sorted(df.loc[df.regime == "centred", "offset"].unique())]
+    order += ["straddling"] if (df.regime == "straddling").any() else []
+    frac = df.groupby(["L", "centre"]).is_sparsest.mean().unstack()[order]
+    excess = df.groupby(["L", "centre"]).excess.mean().unstack()[order]
+    n = df.groupby(["L", "centre"]).size().unstack()[order]
+    fig, axes = plt.subplots(1, 2, figsize=(10.4, 3.9))
     for ax, M, title, cmap, vmax in ((axes[0], frac, "fraction with minimiser = sparsest", "cividis", 1.0),
                                      (axes[1], excess, "mean excess kinks over the sparsest", "viridis", None)):
-        im = ax.imshow(M.to_numpy(), origin="lower", cmap=cmap, vmin=0, vmax=vmax or max(1.0, float(M.max().max())),
-                       aspect="auto")
+        top = vmax or max(1.0, float(M.max().max()))
+        im = ax.imshow(M.to_numpy(), origin="lower", cmap=cmap, vmin=0, vmax=top, aspect="auto")
         for i in range(M.shape[0]):
             for j in range(M.shape[1]):
                 v = M.to_numpy()[i, j]
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if v < 0.5 * (vmax or max(1.0, float(M.max().max()))) else "black")
-        ax.set_xticks(range(M.shape[1]), [f"{c:g}" for c in M.columns])
+                        color="white" if v < 0.5 * top else "black")
+        ax.set_xticks(range(M.shape[1]), list(M.columns))
         ax.set_yticks(range(M.shape[0]), [str(r) for r in M.index])
-        ax.set_xlabel("centre of the data (offset from 0)")
+        if "straddling" in M.columns:
+            ax.axvline(M.shape[1] - 1.5, color="white", lw=2)
+        ax.set_xlabel("centre of the data (last column: an interval with $x_i x_{i+1} < -1$)")
         ax.set_ylabel("longest same-sign run $L$ of $\\kappa_i$")
         ax.set_title(title)
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(f"{int(n.to_numpy().min())} random data sets per cell, {int(df.shape[0])} in all", fontsize=9)
+    counts = sorted(set(int(v) for v in n.to_numpy().ravel()))
+    fig.suptitle(f"{' or '.join(map(str, counts))} random data sets per cell, {int(df.shape[0])} in all", fontsize=9)
     fig.tight_layout()
     return fig
 
