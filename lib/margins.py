@@ -24,8 +24,8 @@ References: ``vardi2022margin``, ``lyu2020gradient``, ``ji2020directional``, ``s
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -68,6 +68,8 @@ class Trajectory:
     smoothed: np.ndarray
     norm: np.ndarray
     log_loss: np.ndarray
+    #: parameters at the steps asked for with ``keep`` (e.g. a limit before convergence, as a control)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def rescaled_step(
@@ -78,10 +80,11 @@ def rescaled_step(
     y: torch.Tensor,
     eta: float,
     L: int,
-    cap: float | None,
+    cap: float | torch.Tensor | None,
 ) -> torch.Tensor:
     """One step of :func:`train` for every run, given the margins ``q``, the norms and the pull-back of
-    :meth:`lib.homogeneous.Family.margins_and_pullback` (also what ``python -m lib bench ch02`` times)."""
+    :meth:`lib.homogeneous.Family.margins_and_pullback` (also what ``python -m lib bench ch02`` times).
+    ``cap``: the norm cap, one value or one per run (``inf``: no cap for that run)."""
     g = pullback(torch.softmax(-q, dim=1) * y[None, :])
     theta = theta + (eta * g if L == 2 else eta * nrm[:, None] ** (2 - L) * g)
     if cap is not None:
@@ -99,8 +102,9 @@ def train(
     eta: float = 0.05,
     eta_min: float = 1e-4,
     anneal: float = 0.5,
-    temp: float | None = 100.0,
+    temp: float | None | Sequence[float | None] = 100.0,
     record_every: int = 10,
+    keep: Sequence[int] = (),
 ) -> Trajectory:
     """Time-rescaled gradient descent on the exponential loss, batched over runs.
 
@@ -115,24 +119,45 @@ def train(
     ``softmax(-q)`` (log-domain, float64).
 
     ``temp`` caps ``||theta||^L`` (the scale of the margins) at ``temp / eta_k``: when the norm exceeds
-    ``(temp / eta_k)^{1/L}`` the parameters are rescaled onto that sphere. Homogeneity makes the
-    rescaling invisible to the direction; it only fixes the sharpness of the softmax
-    ``exp(-(q_i - q_min))``. Tying the cap to ``1/eta_k`` keeps the softmax as sharp as the step can
-    resolve: a per-step change of the normalized margins of order ``eta_k`` against differences of order
-    ``1/(gamma temp / eta_k)`` that the softmax distinguishes. ``temp=None`` lets the norm grow. The step
-    is annealed from ``eta`` to ``eta_min`` over the last ``anneal`` fraction of the steps, so that the
-    final iterate satisfies the KKT conditions (and reaches the margin) to O(eta_min) accuracy instead
-    of oscillating between active constraints.
+    ``(temp / eta_k)^{1/L}`` the parameters are rescaled onto that sphere. The cap is *not* a time change
+    of gradient flow: the softmax weights ``exp(-(q_i - q_min))`` depend on the scale, so the direction
+    moves differently once the cap binds (and a quantity gradient flow makes negligible by growing the
+    norm, such as a neuron's imbalance ``v_j^2 - ||w_j||^2`` relative to ``||theta||^2``, stays frozen on
+    the cap). Tying the cap to ``1/eta_k`` fixes how sharply the softmax separates constraints, measured
+    in steps: normalized margins that differ by ``eta_k / temp`` get weights in the ratio ``e``. With
+    ``temp >> 1`` the softmax is sharper than a step can resolve and two constraints that are both
+    active at the limit are served alternately (a 2-cycle of the iteration); with ``temp ~ 1`` there is
+    no 2-cycle, but constraints closer than ``eta_k`` in normalized margin are blurred. ``temp=None`` lets
+    the norm grow: the step is then the explicit Euler step of the time-rescaled flow, a time change of
+    gradient flow up to the discretisation. ``temp`` may also give one value per run (``None`` for no
+    cap). The step is annealed from ``eta`` to ``eta_min`` over the last ``anneal`` fraction of the
+    steps, so that the final iterate satisfies the KKT conditions (and reaches the margin) to O(eta_min)
+    accuracy instead of oscillating between active constraints. ``keep``: steps at which to keep a copy
+    of the parameters (``Trajectory.snapshots``).
     """
     check_positive("steps", steps, integer=True)
     check_positive("eta", eta)
     check_positive("eta_min", eta_min)
     check_positive("record_every", record_every, integer=True)
-    if temp is not None:
-        check_positive("temp", temp)
     L = fam.degree
     etas = step_schedule(steps, eta, eta_min, anneal)
-    caps = None if temp is None else (float(temp) / etas) ** (1.0 / L)
+    if temp is None:
+        caps = None
+    elif isinstance(temp, (int, float, np.number)):
+        check_positive("temp", temp)
+        caps = (float(temp) / etas) ** (1.0 / L)
+    else:
+        if len(temp) != theta0.shape[0]:
+            raise ValueError(f"temp gives {len(temp)} values for {theta0.shape[0]} runs")
+        for t in temp:
+            if t is not None:
+                check_positive("temp", t)
+        tt = torch.tensor([np.inf if t is None else float(t) for t in temp], dtype=theta0.dtype, device=theta0.device)
+        caps = [(tt / float(e)) ** (1.0 / L) for e in etas]
+    for k in keep:
+        if not 0 <= k <= steps:
+            raise ValueError(f"invalid keep step {k}: must lie in [0, steps={steps}]")
+    snapshots: dict[int, torch.Tensor] = {}
     theta = theta0.clone()
     rec: dict[str, list] = {"steps": [], "gamma": [], "smoothed": [], "norm": [], "log_loss": []}
 
@@ -148,11 +173,89 @@ def train(
         nrm = theta.norm(dim=1)
         if k % record_every == 0 or k == steps:
             record(k, q, nrm)
+        if k in keep:
+            snapshots[k] = theta.clone()
         if k == steps:
             break
         theta = rescaled_step(theta, q, nrm, pullback, y, etas[k], L, None if caps is None else caps[k])
     check_finite(theta, what="time-rescaled exponential-loss training", hint="reduce the step size eta")
-    return Trajectory(theta, *(np.asarray(rec[k]) for k in ("steps", "gamma", "smoothed", "norm", "log_loss")))
+    return Trajectory(theta, *(np.asarray(rec[k]) for k in ("steps", "gamma", "smoothed", "norm", "log_loss")),
+                      snapshots=snapshots)
+
+
+def flow_field(fam: Family, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The time-rescaled gradient flow of the exponential loss in the *margin-scale clock* ``tau``,
+
+        d theta / d tau = ||theta||^{2 - 2L} sum_i softmax(-q(theta))_i grad q_i(theta),
+
+    returned with a minus sign (``-F``), as :func:`lib.flows.rk4_step` integrates ``dw = -grad(w) dt``.
+    It is gradient flow ``d theta/dt = -grad loss`` reparametrised by
+    ``dt = ||theta||^{2-L} ds / loss`` (the clock ``s`` of :func:`train`) and then ``ds = d tau / ||theta||^L``:
+    both are increasing changes of time, so whatever is monotone in ``t`` is monotone in ``tau``. In
+    ``tau`` the stiffness of the field (the softmax sharpens like ``||theta||^L``) stays bounded, so a
+    fixed step stays accurate as the norm grows (``lyu2020gradient``)."""
+    L = fam.degree
+
+    def minus_field(theta: torch.Tensor) -> torch.Tensor:
+        q, pullback = fam.margins_and_pullback(theta, X, y)
+        g = pullback(torch.softmax(-q, dim=1) * y[None, :])
+        return -g * theta.norm(dim=1, keepdim=True) ** (2 - 2 * L)
+
+    return minus_field
+
+
+def accurate_flow(
+    fam: Family, theta0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: float, scale_max: float,
+    max_steps: int,
+) -> Trajectory:
+    """Gradient flow of the exponential loss integrated by classical RK4 with a fixed step ``h`` in the
+    clock ``tau`` of :func:`flow_field`, every run until ``||theta||^L`` reaches ``scale_max`` (then it is
+    frozen) or ``max_steps``. Records every step; ``Trajectory.steps`` holds the step index (the time is
+    ``tau = h * step`` for the runs still moving). Its error is estimated by step halving
+    (:func:`halving_gap`)."""
+    from .flows import rk4_step
+
+    check_positive("h", h)
+    check_positive("scale_max", scale_max)
+    check_positive("max_steps", max_steps, integer=True)
+    L = fam.degree
+    f = flow_field(fam, X, y)
+    theta = theta0.clone()
+    rec: dict[str, list] = {"gamma": [], "smoothed": [], "norm": [], "log_loss": []}
+    for k in range(max_steps + 1):
+        q = margins(fam, theta, X, y)
+        nrm = theta.norm(dim=1)
+        rec["gamma"].append((q.min(1).values / nrm**L).cpu().numpy())
+        rec["smoothed"].append(smoothed_margin(q, nrm, L).cpu().numpy())
+        rec["norm"].append(nrm.cpu().numpy())
+        rec["log_loss"].append(log_loss(q).cpu().numpy())
+        moving = nrm**L < scale_max
+        if k == max_steps or not bool(moving.any()):
+            break
+        theta = rk4_step(f, theta, (h * moving.to(theta.dtype))[:, None])
+    check_finite(theta, what="RK4 gradient flow", hint="reduce the step h")
+    n = len(rec["gamma"])
+    return Trajectory(theta, np.arange(n), *(np.asarray(rec[k]) for k in ("gamma", "smoothed", "norm", "log_loss")))
+
+
+def largest_fall(curve: np.ndarray, log_loss_curve: np.ndarray) -> np.ndarray:
+    """Per run (columns), the largest fall of ``curve`` below its running maximum once the loss is below
+    1 (``log_loss < 0``, the condition of ``lyu2020gradient``), relative to its last value: 0 for a curve
+    that never decreases there. NaN for a run whose loss never drops below 1."""
+    c = np.where(log_loss_curve < 0, curve, np.nan)
+    run_max = np.fmax.accumulate(np.where(np.isfinite(c), c, -np.inf), axis=0)
+    fall = np.where(np.isfinite(c), run_max - c, 0.0).max(0)
+    last = np.array([col[np.isfinite(col)][-1] if np.isfinite(col).any() else np.nan for col in c.T])
+    return np.where(np.isfinite(last), fall / np.abs(last), np.nan)
+
+
+def halving_gap(coarse: np.ndarray, fine: np.ndarray) -> float:
+    """Step-halving error estimate of a recorded curve: ``max |coarse_k - fine_{2k}|`` over the steps both
+    runs recorded (``fine`` taken with half the step). For an order-4 method this is 15 times the error
+    of the fine curve (``lib.flows.halving_error``)."""
+    m = min(len(coarse), (len(fine) + 1) // 2)
+    d = np.abs(coarse[:m] - fine[: 2 * m : 2])
+    return float(np.nanmax(d)) if np.isfinite(d).any() else float("nan")
 
 
 # -- KKT points of (P) -----------------------------------------------------------------------------
@@ -261,40 +364,62 @@ def local_search(
     starts: int = 64,
     iters: int = 400,
     mask: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Best normalized-margin gain found in balls around one point, by multi-start projected ascent.
+    """Best normalized-margin gain found in balls around one point or ``K`` points, by multi-start
+    projected ascent, all points, radii and starts as one batched tensor program.
 
-    For each radius ``r`` and ``starts`` random starts ``theta' = theta_hat + r U`` (``theta_hat`` the unit
-    vector of ``theta``, ``U`` uniform in the unit ball, restricted to the entries where ``mask`` is 1),
-    ascend ``gamma(theta')`` by normalised (sub)gradient steps of length decaying from ``r/4`` to
-    ``r/4000``, projecting back onto ``||theta' - theta_hat|| <= r``; the ascent follows a soft-min with
+    For each centre (``theta``: ``[P]``, or ``[K, P]``), radius ``r`` and each of ``starts`` random starts
+    ``theta' = theta_hat + r U`` (``theta_hat`` the unit vector of the centre, ``U`` uniform in the unit
+    ball of the entries where ``mask`` is 1; ``mask``: ``[P]`` or one per centre ``[K, P]``), ascend
+    ``gamma(theta')`` by normalised (sub)gradient steps of length decaying from ``r/4`` to ``r/4000``,
+    projecting back onto ``||theta' - theta_hat|| <= r``; the ascent follows a soft-min with
     temperature ``100 / r^2`` so that the smoothing stays far below the gains (``~ r^2``) it resolves.
-    All radii and starts are one batched tensor program. Returns per radius the best gain
-    ``max gamma(theta') - gamma(theta_hat)`` (exact min, not the soft-min) and the gain of every start.
+    ``generator``: one generator for all starts, or one per centre (so that a centre's starts do not
+    depend on which other centres share the batch). Returns per centre and radius the best gain
+    ``max gamma(theta') - gamma(theta_hat)`` (exact min, not the soft-min) and the gain of every start;
+    for a single centre (``theta`` of shape ``[P]``) the leading centre axis is dropped.
 
     Near a point that is not a local optimum of (P) the best gain grows like ``r^2`` (the first-order
-    gain vanishes at a KKT point); at a local optimum it is ``<= 0`` up to rounding.
+    gain vanishes at a KKT point); at a local optimum it is ``<= 0`` up to rounding; at a point that is
+    not a KKT point it grows like ``r``.
     """
     check_positive("starts", starts, integer=True)
     check_positive("iters", iters, integer=True)
     radii = np.asarray(radii, dtype=float)
-    if (radii <= 0).any():
-        raise ValueError("invalid radii: every radius must be > 0")
+    if radii.ndim != 1 or len(radii) == 0 or (radii <= 0).any():
+        raise ValueError("invalid radii: give at least one radius, every radius > 0")
+    single = theta.ndim == 1
     kw = {"dtype": theta.dtype, "device": theta.device}
-    th = (theta / theta.norm()).reshape(1, -1)
-    P = th.shape[1]
-    m = torch.ones(P, **kw) if mask is None else mask.to(**kw)
-    R = len(radii)
-    r = torch.as_tensor(np.repeat(radii, starts), **kw)[:, None]  # [R*S, 1]
-    U = torch.randn(R * starts, P, generator=generator, **kw) * m
-    U = U / U.norm(dim=1, keepdim=True) * torch.rand(R * starts, 1, generator=generator, **kw) ** (1.0 / max(int(m.sum()), 1))
-    x = th + r * U
+    centres = theta.reshape(1, -1) if single else theta
+    K, P = centres.shape
+    th = centres / centres.norm(dim=1, keepdim=True)
+    m = torch.ones(K, P, **kw) if mask is None else mask.to(**kw).expand(K, P) if mask.ndim == 1 else mask.to(**kw)
+    if m.shape != (K, P):
+        raise ValueError(f"mask has shape {tuple(m.shape)}, expected [{P}] or [{K}, {P}]")
+    R, S = len(radii), starts
+    gens = list(generator) if isinstance(generator, (list, tuple)) else None
+    if gens is not None and len(gens) != K:
+        raise ValueError(f"got {len(gens)} generators for {K} centres")
+
+    def draw(shape: tuple[int, ...], kind: str) -> torch.Tensor:  # [K, R*S, ...] random numbers
+        fn = torch.randn if kind == "normal" else torch.rand
+        if gens is None:
+            return fn(K, *shape, generator=generator, **kw)
+        return torch.stack([fn(*shape, generator=g, **kw) for g in gens])
+
+    U = draw((R * S, P), "normal") * m[:, None, :]
+    dims = m.sum(1).clamp(min=1)[:, None, None]
+    U = U / U.norm(dim=2, keepdim=True).clamp(min=1e-300) * draw((R * S, 1), "uniform") ** (1.0 / dims)
+    r = torch.as_tensor(np.repeat(radii, S), **kw)[None, :, None].expand(K, R * S, 1).reshape(-1, 1)
+    th_rep = th[:, None, :].expand(K, R * S, P).reshape(-1, P)
+    m_rep = m[:, None, :].expand(K, R * S, P).reshape(-1, P)
+    x = th_rep + r * U.reshape(-1, P)
     L = fam.degree
     T = 100.0 / r[:, 0] ** 2
-    g0 = (margins(fam, th, X, y).min(1).values / th.norm(dim=1) ** L)[0]
+    g0 = margins(fam, th, X, y).min(1).values / th.norm(dim=1) ** L  # [K]
     sizes = 0.25 * np.geomspace(1.0, 1e-3, iters)
-    best = torch.full((R * starts,), -torch.inf, **kw)
+    best = torch.full((K * R * S,), -torch.inf, **kw)
     for k in range(iters):
         x = x.detach().requires_grad_(True)
         qn = margins(fam, x, X, y) / x.norm(dim=1, keepdim=True) ** L
@@ -302,15 +427,25 @@ def local_search(
         (grad,) = torch.autograd.grad(soft.sum(), x)
         with torch.no_grad():
             best = torch.maximum(best, qn.min(1).values)
-            grad = grad * m
+            grad = grad * m_rep
             x = x + sizes[k] * r * grad / grad.norm(dim=1, keepdim=True).clamp(min=1e-300)
-            dx = x - th
-            x = th + dx * torch.clamp(r / dx.norm(dim=1, keepdim=True), max=1.0)
+            dx = x - th_rep
+            x = th_rep + dx * torch.clamp(r / dx.norm(dim=1, keepdim=True).clamp(min=1e-300), max=1.0)
     with torch.no_grad():
         qn = margins(fam, x, X, y) / x.norm(dim=1, keepdim=True) ** L
         best = torch.maximum(best, qn.min(1).values)
-    gains = (best - g0).reshape(R, starts).cpu().numpy()
-    return {"radius": radii, "gain": gains.max(1), "gains": gains, "gamma0": float(g0)}
+    gains = (best.reshape(K, R, S) - g0[:, None, None]).cpu().numpy()
+    out = {"radius": radii, "gain": gains.max(2), "gains": gains, "gamma0": g0.cpu().numpy()}
+    if single:
+        out.update(gain=out["gain"][0], gains=gains[0], gamma0=float(out["gamma0"][0]))
+    return out
+
+
+def second_order_gain(radii: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """``max_r gain(r) / r^2`` (last axis over the radii): the coefficient of a second-order improvement.
+    Bounded away from 0 at a KKT point that is not a local optimum, ``<= 0`` up to the convergence error
+    of the point divided by ``r^2`` at a local optimum (``vardi2022margin``; book's measurement)."""
+    return (np.asarray(gain) / np.asarray(radii, dtype=float) ** 2).max(-1)
 
 
 # -- reference optima ------------------------------------------------------------------------------

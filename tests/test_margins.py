@@ -184,18 +184,61 @@ def test_bench_workload_steps_run():
     assert w.runs == 4
 
 
-def test_params_profiles():
-    for prof in ("fast", "full"):
-        P = ch02.params(prof)
-        assert set(P) == {"fc", "diagonal", "relu", "local", "random", "escape", "smoothed"}
-    with pytest.raises(ValueError):
-        ch02.params("huge")
+# -- snapshots, per-run caps, the accurate flow, batched local search ----------------------------------
+def test_train_keeps_snapshots_and_takes_per_run_caps():
+    """A list of caps (None: no cap) gives each run the trajectory it has when trained alone."""
+    fam, X, y = H.relu(2, 2), T([[1.0, 0.2], [-1.0, 0.2]]), T([1.0, 1.0])
+    th0 = T([[0.3, 1.0, -0.2, 1.0, 0.5, 0.4], [1.0, 0.3, -1.0, 0.3, 0.5, 0.5]])
+    both = M.train(fam, th0, X, y, steps=200, eta=0.05, eta_min=1e-3, temp=[1.0, None], keep=(0, 50))
+    a = M.train(fam, th0[:1], X, y, steps=200, eta=0.05, eta_min=1e-3, temp=1.0, keep=(50,))
+    b = M.train(fam, th0[1:], X, y, steps=200, eta=0.05, eta_min=1e-3, temp=None)
+    torch.testing.assert_close(both.theta, torch.cat([a.theta, b.theta]), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(both.snapshots[0], th0)
+    torch.testing.assert_close(both.snapshots[50][:1], a.snapshots[50], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="keep"):
+        M.train(fam, th0, X, y, steps=10, keep=(11,))
+    with pytest.raises(ValueError, match="temp"):
+        M.train(fam, th0, X, y, steps=10, temp=[1.0])
 
 
-def test_escape_slope_matches_linear_recursion():
-    res = ch02.escape(eps=[1e-2, 1e-4, 1e-6, 1e-8], eta=0.05, max_steps=1000, device=torch.device("cpu"), seed=0)
-    fit = ch02.escape_fit(res["table"])
-    assert fit.loc[2, "slope"] == pytest.approx(res["slope_pred_depth2"], rel=0.01)
-    assert fit["R2"].min() > 0.999
-    with pytest.raises(ValueError, match="eps"):
-        ch02.escape(eps=[0.0], eta=0.05, max_steps=10, device=torch.device("cpu"), seed=0)
+def test_accurate_flow_is_fourth_order_and_smoothed_margin_monotone():
+    """RK4 in the clock tau: halving the step shrinks the difference ~16x; the smoothed margin never
+    falls once the loss is below 1 (lyu2020gradient), on a small FC net."""
+    X, y = SQUARE
+    fam = H.fc(2, 3, 2)
+    th0 = torch.randn(3, fam.size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    runs = [M.accurate_flow(fam, th0, T(X), T(y), h=h, scale_max=30.0, max_steps=4000) for h in (0.4, 0.2, 0.1)]
+    g1 = max(M.halving_gap(runs[0].smoothed[:, j], runs[1].smoothed[:, j]) for j in range(3))
+    g2 = max(M.halving_gap(runs[1].smoothed[:, j], runs[2].smoothed[:, j]) for j in range(3))
+    assert g2 < g1 / 8
+    fall = M.largest_fall(runs[2].smoothed, runs[2].log_loss)
+    assert np.nanmax(fall) == 0.0 and np.isfinite(fall).all()
+    assert (runs[2].norm[-1] ** 2 >= 30.0).all()
+
+
+def test_largest_fall_and_halving_gap():
+    c = np.array([[0.0, 1.0], [1.0, 2.0], [0.5, 3.0], [2.0, 4.0]])
+    ll = np.array([[1.0, -1.0], [-1.0, -1.0], [-1.0, -1.0], [-1.0, -1.0]])
+    np.testing.assert_allclose(M.largest_fall(c, ll), [0.25, 0.0])  # fall 0.5 relative to the last value 2
+    assert np.isnan(M.largest_fall(c[:, :1], np.ones((4, 1))))[0]
+    assert M.halving_gap(np.array([1.0, 2.0]), np.array([1.0, 1.4, 2.1])) == pytest.approx(0.1)
+
+
+def test_batched_local_search_matches_single_centres():
+    """K centres in one batch, each with its own generator, give each centre's single-point result."""
+    fam, X, y = H.diagonal(2, 2), T([[1.0, 2.0]]), T([1.0])
+    centres = T([[1.0, 0.0, 1.0, 0.0], [1.0, 0.3, 1.0, -0.3]])
+    radii = np.array([0.01, 0.04])
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (3, 4)]
+    batch = M.local_search(fam, centres, X, y, radii, starts=8, iters=100, generator=gens())
+    for k in range(2):
+        one = M.local_search(fam, centres[k], X, y, radii, starts=8, iters=100, generator=[gens()[k]])
+        np.testing.assert_allclose(batch["gain"][k], one["gain"], rtol=1e-10, atol=1e-14)
+    c = M.second_order_gain(radii, batch["gain"])
+    assert c[0] > 0.1  # the depth-2 bad point: gain ~ r^2 / 2
+    mask = T([0.0, 1.0, 0.0, 1.0])  # only the second coordinate may move
+    masked = M.local_search(fam, centres[0], X, y, radii, starts=8, iters=100, mask=mask,
+                            generator=torch.Generator().manual_seed(0))
+    assert masked["gain"].shape == (2,) and (masked["gain"] > 0).all()
+    with pytest.raises(ValueError, match="generators"):
+        M.local_search(fam, centres, X, y, radii, starts=2, iters=2, generator=[torch.Generator()])

@@ -1,6 +1,7 @@
 """Sharded sweeps: the same numbers in-process, in any shard size, and on a Dask cluster (also when a
 worker dies mid-sweep); content-addressed, atomic shard cache; the SLURM recipe."""
 
+import dataclasses
 import os
 import sys
 import threading
@@ -143,7 +144,8 @@ def test_chapter_study_on_local_cluster_matches_in_process(tmp_build, client, mo
     from lib.studies import ch02
 
     monkeypatch.setenv("IB_CACHE", "0")  # both runs compute; nothing is read back from the shard cache
-    p = {**ch02.params("fast")["random"], "widths": [2, 4], "inits": 24, "steps": 300, "max_batch": 16}
+    p = {**dataclasses.asdict(ch02.params("fast").random_relu), "widths": [2, 4], "inits": 24, "steps": 300,
+         "max_batch": 16}
     ref = ch02.random_relu(**p, device="cpu", seed=0)
     monkeypatch.setenv("IB_SCHEDULER", client.scheduler.address)
     with distributed.get_task_stream(client) as ts:

@@ -35,6 +35,7 @@ measurement, never by timed tests.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import os
@@ -578,7 +579,7 @@ def sweep_scaling(workers: tuple[int, ...] = (1, 2, 4), *, inits: int = 512, max
     from ..studies import ch02
     from . import cache
 
-    p = {**ch02.params("fast")["random"], "inits": inits, "max_batch": max_batch}
+    p = {**dataclasses.asdict(ch02.params("fast").random_relu), "inits": inits, "max_batch": max_batch}
     rows = []
     os.environ["IB_CACHE"] = "0"  # measure computing, not reading the shard cache
     try:

@@ -130,28 +130,33 @@ def random_hist(df: pd.DataFrame, gamma_opt: float, gamma_bad: float) -> plt.Fig
 
 
 def local_gain(df: pd.DataFrame) -> plt.Figure:
-    """Best gain of gamma found by the ball-constrained search vs the radius (log-log); points with no
-    improvement (gain <= 0) are drawn at the floor."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    """Best gain of gamma found by the ball-constrained search vs the radius (log-log), one colour per
+    kind of point and one thin line per centre; no improvement (gain <= 0) is drawn at the floor."""
+    fig, ax = plt.subplots(figsize=(9.6, 4.2))
     floor = 1e-10
+    colours = PAL + [COLORS[c] for c in ("grey",)] + list(plt.get_cmap("Dark2").colors)
     for i, (name, g) in enumerate(df.groupby("point", sort=False)):
-        y = np.where(g["gain"] > floor, g["gain"], floor)
-        ax.loglog(g["radius"], y, marker=MARKERS[i % len(MARKERS)], color=PAL[i % len(PAL)], ms=5, label=name)
+        col, mk = colours[i % len(colours)], MARKERS[i % len(MARKERS)]
+        for j, (_, c) in enumerate(g.groupby("centre", sort=False)):
+            y = np.where(c["gain"] > floor, c["gain"], floor)
+            ax.loglog(c["radius"], y, marker=mk, color=col, ms=3, lw=0.8, alpha=0.7,
+                      label=f"{name} ({g['centre'].nunique()})" if j == 0 else None)
     r = np.array(sorted(df["radius"].unique()))
     ax.loglog(r, 0.1 * r**2, "k--", lw=1, label=r"$0.1\, r^2$")
     ax.axhline(floor, color="grey", lw=0.8)
     ax.text(r[0], floor * 2, "no improvement found", fontsize=8, color="grey")
     ax.set_xlabel("ball radius r")
     ax.set_ylabel(r"best gain of $\gamma$")
-    ax.legend(fontsize=7.5, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
 def escape_steps(esc: dict, fit: pd.DataFrame) -> plt.Figure:
-    """Left: gamma vs step for the depth-2 special init perturbed by e (plateau, then escape). Right:
-    steps to escape vs ``log(1/e)`` for depths 2 and 3, with least-squares lines."""
+    """Left: gamma vs step for the depth-2 special init perturbed by e (plateau, then escape). Middle:
+    steps to escape vs ``log(1/e)`` for depths 2 and 3, with least-squares lines. Right: the
+    gradient-flow time of the escape, ``log10(log t)`` vs ``log(1/e)``."""
     df = esc["table"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    fig, (a, b, c3) = plt.subplots(1, 3, figsize=(13.5, 3.8))
     c = esc["curves"][2]
     e = df[df["depth"] == 2]["eps"].to_numpy()
     cmap = plt.get_cmap("viridis")
@@ -170,25 +175,29 @@ def escape_steps(esc: dict, fit: pd.DataFrame) -> plt.Figure:
         f = fit.loc[L]
         x = np.array([g["log_inv_eps"].min(), g["log_inv_eps"].max()])
         b.plot(x, f["intercept"] + f["slope"] * x, color=PAL[i], lw=1, label=f"fit: {f['slope']:.2f} steps per unit")
+        c3.plot(g["log_inv_eps"], np.log10(g["log_flow_time"]), MARKERS[i], color=PAL[i], label=f"diagonal depth {L}")
     b.set_xlabel(r"$\log(1/e)$")
-    b.set_ylabel("steps to escape")
+    b.set_ylabel("trainer steps to escape")
     b.legend()
+    c3.set_xlabel(r"$\log(1/e)$")
+    c3.set_ylabel(r"$\log_{10} \log t_{\mathrm{esc}}$ (gradient-flow time)")
+    c3.set_title(r"flow time: $\log t_{\mathrm{esc}} \sim e^{-p}$")
+    c3.legend()
     return fig
 
 
 def smoothed_curves(res: dict) -> plt.Figure:
-    """Smoothed margin (solid) and normalized margin (thin) along the uncapped trainer, per model."""
-    names = list(dict.fromkeys(k[0] for k in res["curves"]))
-    etas = sorted({k[1] for k in res["curves"]}, reverse=True)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.2), squeeze=False)
+    """Smoothed margin (solid) and normalized margin (dotted) along the accurate flow against the
+    trainer's clock ``s``, per model, for one Gaussian initialisation and the start at the SVM optimum."""
+    names = list(res["curves"])
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
-        for i, eta in enumerate(etas):
-            c = res["curves"][(name, eta)]
-            t = c["steps"] * eta  # rescaled time s = k eta
-            ax.plot(t, c["smoothed"][:, 0], color=PAL[i], label=fr"smoothed, $\eta = {eta:g}$")
-            ax.plot(t, c["gamma"][:, 0], color=PAL[i], lw=0.7, ls=":")
+        c = res["curves"][name]
+        for i, lab in enumerate(c["labels"]):
+            ax.plot(c["s"][:, i], c["smoothed"][:, i], color=PAL[i], label=f"smoothed, {lab}")
+            ax.plot(c["s"][:, i], c["gamma"][:, i], color=PAL[i], lw=0.9, ls=":", label=f"hard, {lab}")
         ax.set_title(name)
-        ax.set_xlabel(r"rescaled time $s = k\eta$")
+        ax.set_xlabel(r"clock $s$ (from the start; loss $< 1$ only)")
     axes[0, 0].set_ylabel(r"$\tilde\gamma$ (solid), $\gamma$ (dotted)")
-    axes[0, 0].legend(loc="lower right")
+    axes[0, 0].legend(loc="lower right", fontsize=7.5)
     return fig
