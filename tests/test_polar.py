@@ -1,5 +1,8 @@
-"""lib.polar: the Newton-Schulz polar factor against the exact SVD (float64), the ratio penalty's
-gradient against autograd, and the penalty's identities (scale invariance, Euler, range)."""
+"""lib.polar: the exact (float64 SVD) polar factor and the Newton-Schulz iteration, the ratio
+penalty's gradient against autograd through an exact SVD -- on well-conditioned matrices and on the
+ill-conditioned ones training produces (a low-rank W* plus a bulk reaching 1e-9 ||W||_F, in float32),
+where Newton-Schulz at the iteration counts the book used before (15, 25) fails -- and the penalty's
+identities (scale invariance, Euler, range)."""
 
 import math
 
@@ -116,3 +119,79 @@ def test_ratio_range_ends():
         flat = q[:, :k] @ q[:, :k].T  # k equal singular values: r = sqrt(k)
         assert abs(float(polar.ratio_penalty(flat)) - math.sqrt(k)) < 1e-12
     assert np.isclose(float(polar.ratio_penalty(torch.outer(q[:, 0], q[:, 1]))), 1.0)
+
+
+def _trained_like(batch, n, rank, seed, lo=-9.0, hi=-4.0):
+    """float32 matrices like those training produces: a rank-``rank`` W* (||W*||_F = n) plus a bulk
+    whose singular values are log-uniform in [10^lo, 10^hi] ||W*||_F."""
+    g = torch.Generator().manual_seed(seed)
+    kw = dict(generator=g, dtype=torch.float64)
+    w = torch.randn(batch, n, rank, **kw) @ torch.randn(batch, rank, n, **kw)
+    w = w * (n / torch.linalg.matrix_norm(w)).reshape(-1, 1, 1)
+    q1 = torch.linalg.qr(torch.randn(batch, n, n, **kw))[0]
+    q2 = torch.linalg.qr(torch.randn(batch, n, n, **kw))[0]
+    expo = lo + (hi - lo) * torch.rand(batch, n, **kw)
+    return (w + q1 @ torch.diag_embed(n * 10**expo) @ q2.transpose(1, 2)).float()
+
+
+def _autograd_ratio_grad(w):
+    x = w.double().clone().requires_grad_(True)
+    r = torch.linalg.svdvals(x).sum(-1) / torch.linalg.matrix_norm(x)
+    return torch.autograd.grad(r.sum(), x)[0]
+
+
+def _rel(g, ref):
+    return (g.double() - ref).norm(dim=(1, 2)) / ref.norm(dim=(1, 2))
+
+
+# error budget of the exact route on float32 input: rounding the float64 gradient to float32
+# (relative <= 2^-24 ~ 6e-8 per entry) plus the SVD's backward error times the polar factor's
+# condition (~2 eps64 sigma_max / sigma_min <= 1e-7 for sigma_min >= 1e-8 sigma_max): below 1e-6
+TOL_EXACT = 1e-6
+
+
+@pytest.mark.parametrize("n,rank", [(30, 3), (50, 3)])
+def test_exact_gradient_on_trained_like_matrices(n, rank):
+    w = _trained_like(6, n, rank, seed=n)
+    ref = _autograd_ratio_grad(w)
+    g, r = polar.ratio_grad(w)  # default: exact polar factor (float64 SVD)
+    assert g.dtype == torch.float32
+    assert _rel(g, ref).max() <= TOL_EXACT
+    assert torch.allclose(r.double(), torch.linalg.svdvals(w.double()).sum(-1) / torch.linalg.matrix_norm(w.double()),
+                          rtol=1e-6)
+
+
+@pytest.mark.parametrize("iters", [15, 25])
+def test_old_newton_schulz_counts_fail_the_same_tolerance(iters):
+    """The negative control: 15 and 25 iterations (the former fast and full settings) drop the push on
+    the bulk's small singular values, far outside the tolerance the exact route meets."""
+    w = _trained_like(6, 50, 3, seed=7)
+    ref = _autograd_ratio_grad(w)
+    for x in (w, w.double()):  # not a float32 effect: float64 iterations fail as well
+        e = _rel(polar.ratio_grad(x, method="newton-schulz", iters=iters)[0], ref)
+        assert e.min() > 1e3 * TOL_EXACT
+
+
+def test_polar_svd_computes_in_float64():
+    w = _trained_like(4, 40, 2, seed=3)
+    p32 = polar.polar_svd(w)
+    p64 = polar.polar_svd(w.double())
+    assert p32.dtype == torch.float32
+    assert ((p32.double() - p64).norm(dim=(1, 2)) / p64.norm(dim=(1, 2))).max() <= 1e-6
+    p, s = polar.polar_svd(w[0], with_sigma=True)
+    assert p.shape == (40, 40) and s.shape == (40,) and s.dtype == torch.float64
+
+
+def test_newton_schulz_iters_needed():
+    """With the reported number of iterations (float64) Newton-Schulz reaches the exact gradient; with
+    ten fewer it does not. Matrices like training's need far more than 25."""
+    w = _trained_like(4, 40, 2, seed=5).double()
+    need = polar.newton_schulz_iters_needed(w)
+    assert (need > 30).all()
+    ref = _autograd_ratio_grad(w)
+    k = int(need.max())
+    assert _rel(polar.ratio_grad(w, method="newton-schulz", iters=k)[0], ref).max() <= 1e-5
+    assert _rel(polar.ratio_grad(w, method="newton-schulz", iters=k - 10)[0], ref).max() > 1e-3
+    # well-conditioned matrices need few
+    wc, _ = _conditioned(4, 10, 10, 0.5, 2.0, 1)
+    assert (polar.newton_schulz_iters_needed(wc) < 15).all()
