@@ -91,24 +91,36 @@ def fig_grid(grid: dict, baseline: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def fig_singular_values(grid: dict, m: int, seed: int = 0,
+def fig_singular_values(grid: dict, m: int, seed: int = 0, gd: dict | None = None,
                         configs=((1, "adam", True), (1, "gd", True), (2, "gd", False), (3, "gd", False))) -> plt.Figure:
     """Top singular values of the end-to-end matrix over training (one seed, ``m`` observations) for
-    a few configurations, with those of ``W*`` (dashed)."""
-    runs, h = grid["runs"], grid["hist"]
+    a few configurations of the grid, with those of ``W*`` (dashed). A configuration the grid did not
+    run at ``m`` is taken from ``gd`` (a study result with ``runs`` and ``hist``, e.g. the optimizer
+    study's plain GD with the penalty at its smallest step) when given."""
     truth = grid["truth"].iloc[seed]
     rank = sum(1 for c in grid["truth"].columns if c.startswith("s") and c[1:].isdigit())
     fig, axes = plt.subplots(1, len(configs), figsize=(3.1 * len(configs), 3.3), sharey=True)
     for ax, (depth, opt, pen) in zip(axes, configs):
-        sel = runs.index[(runs.depth == depth) & (runs.optimizer == opt) & ((runs.lam > 0) == pen)
-                         & (runs.m == m) & (runs.seed == seed)]
-        ax.set_title(_label(depth, opt, 1.0 if pen else 0.0), fontsize=8.5)
+        title = _label(depth, opt, 1.0 if pen else 0.0)
+        for source in (grid, gd):
+            if source is None:
+                continue
+            runs, h = source["runs"], source["hist"]
+            sel = runs.index[(runs.depth == depth) & (runs.optimizer == opt) & ((runs.lam > 0) == pen)
+                             & (runs.m == m) & (runs.seed == seed)]
+            if len(sel):
+                i = sel[np.argmin(runs.lr[sel].to_numpy())]  # the smallest step (plain GD: lr = 1)
+                if source is gd:
+                    title += f", lr = {runs.lr[i]:g}"
+                keep = h["steps"] <= (runs["budget"][i] if "budget" in runs.columns else np.inf)  # its own budget
+                sv = h["sigma"][keep, i, :]
+                for k in range(sv.shape[1]):
+                    ax.plot(h["steps"][keep], sv[:, k], color=DEPTH_COLOR[depth] if k < rank else COLORS["yellow"],
+                            lw=1.3)
+                break
+        ax.set_title(title, fontsize=8.5)
         for i in range(rank):
             ax.axhline(truth[f"s{i + 1}"], color=COLORS["grey"], ls="--", lw=1)
-        if len(sel):
-            sv = h["sigma"][:, sel[0], :]
-            for i in range(sv.shape[1]):
-                ax.plot(h["steps"], sv[:, i], color=DEPTH_COLOR[depth] if i < rank else COLORS["yellow"], lw=1.3)
         ax.set_yscale("log")
         ax.set_ylim(1e-4, 3e2)
         ax.set_xlabel("step")
@@ -157,12 +169,16 @@ def fig_blowup(grid: dict, ablations: dict, m_few: int, m_ok: int) -> plt.Figure
         (gh, gr.index[base & (gr.m == m_few)], COLORS["purple"], f"few observations (m = {m_few})"),
     ]
     s1 = float(grid["truth"]["s1"].max())
+    budget = ar["budget"] if "budget" in ar.columns else None
     for h, idx, c, name in curves:
         for j, i in enumerate(idx):
             lab = name if j == 0 else None
-            axes[0].plot(h["steps"], h["sigma"][:, i, 0], color=c, lw=1.2, label=lab)
-            axes[1].plot(h["steps"], h["train"][:, i], color=c, lw=1.2, label=lab)
-            axes[2].plot(h["steps"], h["test"][:, i], color=c, lw=1.2, label=lab)
+            keep = slice(None)
+            if h is ah and budget is not None:  # a run with a smaller budget: up to its end only
+                keep = h["steps"] <= budget[i]
+            axes[0].plot(h["steps"][keep], h["sigma"][keep, i, 0], color=c, lw=1.2, label=lab)
+            axes[1].plot(h["steps"][keep], h["train"][keep, i], color=c, lw=1.2, label=lab)
+            axes[2].plot(h["steps"][keep], h["test"][keep, i], color=c, lw=1.2, label=lab)
     axes[0].axhline(s1, color=COLORS["grey"], ls="--", label=r"largest $\sigma_1(W^*)$")
     axes[0].set_ylabel(r"top singular value $\sigma_1(W)$")
     axes[0].legend(fontsize=7)
