@@ -199,6 +199,9 @@ class ClaimRegistry:
             raise ValueError(f"claim {id!r}: an expected value needs a tolerance tol")
         if kind not in KINDS:
             raise ValueError(f"claim {id!r}: invalid kind={kind!r}: allowed values are {KINDS}")
+        if kind == "evidence" and control is None:
+            raise ValueError(f"claim {id!r}: an evidence claim needs a control=(wrong ingredient, its measured "
+                             "value) that fails the same criterion; an algebraic check is kind='identity'")
         if control is not None and (len(control) != 2 or not isinstance(control[0], str) or not control[0]):
             raise ValueError(f"claim {id!r}: control must be (description of the wrong ingredient, measured value)")
         claim = Claim(
