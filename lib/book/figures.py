@@ -30,11 +30,12 @@ def validate_id(fig_id: str) -> str:
 
 def plotted_data(fig) -> str:
     """The data a figure draws, as CSV (``panel, series, kind, x, y``): every line's points, every
-    scatter's offsets and every bar's position and height, with the series' legend label; images and
-    text are left out. For readers who want the numbers behind a figure without rerunning it."""
+    scatter's offsets, every bar's position and height, every heat-map cell (column index, value)
+    and every mesh cell (flat index, value), with the series' legend label; text is left out. For readers who want the numbers behind a figure without rerunning it."""
     import csv
 
-    from matplotlib.collections import PathCollection
+    import numpy as np
+    from matplotlib.collections import PathCollection, QuadMesh
     from matplotlib.patches import Rectangle
 
     buf = io.StringIO()
@@ -52,6 +53,16 @@ def plotted_data(fig) -> str:
             label = label if not label.startswith("_") else f"points {j + 1}"
             for x, y in coll.get_offsets():
                 w.writerow([panel, label, "points", repr(float(x)), repr(float(y))])
+        for j, im in enumerate(ax.images):  # a heat map: one row per cell, the value as y
+            label = im.get_label()
+            label = label if not label.startswith("_") else f"image {j + 1}"
+            arr = np.asarray(im.get_array(), dtype=float)
+            if arr.ndim == 2:
+                for (r, c), v in np.ndenumerate(arr):
+                    w.writerow([panel, f"{label} row {r}", "image", repr(float(c)), repr(float(v))])
+        for j, mesh in enumerate(c for c in ax.collections if isinstance(c, QuadMesh)):
+            for k, v in enumerate(np.asarray(mesh.get_array(), dtype=float).ravel()):
+                w.writerow([panel, f"mesh {j + 1}", "mesh cell", repr(float(k)), repr(float(v))])
         for patch in (p for p in ax.patches if isinstance(p, Rectangle)):
             label = patch.get_label()
             label = label if not label.startswith("_") else "bars"

@@ -194,7 +194,7 @@ def figures_markdown(runs: list[dict[str, Any]], figures_dir: Path) -> str:
             links = " · ".join(f'<a href="{base}/{v["file"]}" download>{k.upper()}</a>' for k, v in files.items())
             links += f' · <a href="{base}/{fid}.json">provenance</a>'
             alt = r.get("alt", "").replace('"', "&quot;")
-            lines += [f'* - <img src="{base}/{fid}.png" alt="{alt}" width="220" loading="lazy">',
+            lines += [f'* - <img src="{base}/{fid}.png" alt="{alt}" width="220">',
                       f"  - {{numref}}`fig-ch{stem[:2]}-{fid}`",
                       f"  - {' '.join(r.get('caption', '').split())}",
                       f"  - {links}"]
