@@ -52,3 +52,25 @@ def resolve_device(device: str) -> torch.device:
 def check_profile(profile: Any) -> str:
     """A chapter profile: ``"fast"`` (CI scale) or ``"full"`` (paper scale)."""
     return check_choice("profile", profile, PROFILES)
+
+
+def check_fields(obj: Any, *names: str, integer: bool = False) -> None:
+    """:func:`check_positive` on the attributes ``names`` of ``obj`` (a parameter dataclass)."""
+    for n in names:
+        check_positive(n, getattr(obj, n), integer=integer)
+
+
+def check_numbers(name: str, values: Any, *, lo: float = 0.0, hi: float = float("inf"), integer: bool = False,
+                  allow_empty: bool = False, what: str = "") -> tuple:
+    """A tuple (or list) of finite numbers in the open interval ``(lo, hi)``, integers if ``integer``,
+    non-empty unless ``allow_empty``; raises :class:`ParameterError` naming ``name`` otherwise."""
+    ok = isinstance(values, (tuple, list)) and (allow_empty or len(values) > 0)
+    kind = (int, np.integer) if integer else (int, float, np.number)
+    for v in values if ok else ():
+        if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v) or not lo < v < hi:
+            ok = False
+    if not ok:
+        many = "a tuple" if allow_empty else "a non-empty tuple"
+        kinds = "integers" if integer else "numbers"
+        raise ParameterError(f"invalid {name}={values!r}: {what or f'{many} of {kinds} in ({lo:g}, {hi:g})'}")
+    return tuple(values)

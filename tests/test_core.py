@@ -1,6 +1,7 @@
 """Unit tests of the core: chapter parameters, claims, figures, the study cache, the engine, the
 batched optimisers and the shallow networks."""
 
+import dataclasses
 import json
 import math
 
@@ -223,15 +224,29 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == ["f.json"]
 
 
+@dataclasses.dataclass(frozen=True)
+class N:
+    """The parameters of the toy studies below."""
+
+    n: int
+
+
 def test_chapter_study_goes_through_cache(tmp_build):
     ctx = chapter.start("99-test", "fast", "cpu", 5)
 
-    def study(*, n, device, seed):
+    def s(*, n, device, seed):
         return n * 10 + seed
 
-    assert ctx.study("s", study, n=2) == 25
-    assert ctx.study("s", study, n=2) == 25
-    assert [s["cached"] for s in ctx.studies_run] == [False, True]
+    assert ctx.study(s, N(2)) == 25
+    assert ctx.study(s, N(2)) == 25
+    assert [r["cached"] for r in ctx.studies_run] == [False, True]
+    assert [r["study"] for r in ctx.studies_run] == ["s", "s"]  # the cache name is the function's
+    with pytest.raises(TypeError, match="dataclass"):
+        ctx.study(s, {"n": 2})
+    with pytest.raises(TypeError, match="named function"):
+        ctx.study(lambda *, device, seed: 0)
+    with pytest.raises(TypeError):
+        ctx.study("s", s, N(2))  # the old form that named the study separately is gone
 
 
 # -- engine -----------------------------------------------------------------------------------
@@ -341,7 +356,7 @@ def test_tidy_table_is_dataframe():
 def test_gpu_results_replay_on_a_cpu_machine(tmp_build):
     """Results computed on a GPU machine (here: planted in the cache) render where there is no GPU."""
 
-    def study(*, n, device, seed):
+    def s(*, n, device, seed):
         return {"value": n, "device": str(device)}
 
     params = {"n": 2, "seed": 0, "profile": "full"}
@@ -349,9 +364,9 @@ def test_gpu_results_replay_on_a_cpu_machine(tmp_build):
                  meta={"profile": "full", "device_name": "cuda (NVIDIA H100)"})
     ctx = chapter.start("99-test", "full", "cuda", 0)
     assert ctx.replay and ctx.device.type == "cpu" and ctx.study_device == "cuda"
-    assert ctx.study("s", study, n=2) == {"value": 2, "device": "cuda:0"}
+    assert ctx.study(s, N(2)) == {"value": 2, "device": "cuda:0"}
     with pytest.raises(cache.CacheMiss, match="--device cuda"):
-        ctx.study("s", study, n=3)
+        ctx.study(s, N(3))
     data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
     assert data["studies"][0]["device_name"] == "cuda (NVIDIA H100)"
     # without cached GPU results, asking for cuda stays an error
@@ -364,8 +379,11 @@ def test_a_study_skipped_on_the_gpu_machine_is_computed_where_the_book_is_built(
     """`lib study --device cuda` on a machine without cvxpy records the cvxpy study as skipped; the
     CPU build that replays the GPU results computes that study itself (and only that one)."""
 
-    def torch_study(*, n, device, seed):
+    def t(*, n, device, seed):
         return n
+
+    def c(*, n, device, seed):
+        return f"{n} on {device}"
 
     def solver_study(*, n, device, seed):
         raise ModuleNotFoundError("No module named 'cvxpy'", name="cvxpy")
@@ -389,8 +407,8 @@ def test_a_study_skipped_on_the_gpu_machine_is_computed_where_the_book_is_built(
     # the CPU build: replays the torch study, computes the skipped one on the CPU
     ctx = chapter.start("99-test", "full", "cuda", 0)
     assert ctx.replay
-    assert ctx.study("t", torch_study, n=2) == 2
-    assert ctx.study("c", lambda *, n, device, seed: f"{n} on {device}", n=2) == "2 on cpu"
+    assert ctx.study(t, N(2)) == 2
+    assert ctx.study(c, N(2)) == "2 on cpu"
     assert [s["device"] for s in ctx.studies_run] == ["cuda", "cpu"]
 
 

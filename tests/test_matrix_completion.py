@@ -5,6 +5,8 @@ couple runs), measurements, divergence reporting and the nuclear-norm baseline; 
 studies: problems and initialisations that depend on a run's own row only (shards give the same
 numbers), input validation."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from lib import engine, polar
 from lib import matrix_completion as mc
 from lib.checks import ParameterError
-from lib.studies import ch04
+from lib.studies import ch04, ch04_results
 
 
 def _gen(seed=0):
@@ -180,7 +182,7 @@ def test_penalty_grad_scale_homogeneous(c, seed):
 def test_study_parameter_validation():
     with pytest.raises(ParameterError, match="profile"):
         ch04.params("medium")
-    p = ch04.params("fast")["grid"]
+    p = dataclasses.asdict(ch04.params("fast").grid)
     with pytest.raises(ParameterError, match="lam"):
         ch04.grid(**{**p, "lam": -1.0}, device=torch.device("cpu"), seed=0)
     with pytest.raises(ParameterError, match="m="):
@@ -215,7 +217,7 @@ def test_mechanism_and_normalized_studies_small():
     small = dict(n=8, rank=1, seeds=1, init_scale=1e-3, polar="svd")
     mech = ch04.mechanism(**small, m=30, steps=20, log_every=10, lams=[1e-4, 1e-2], lr_adam=1e-2,
                           lr_gd=1e-2, gd_eps=1e-4, lr_plain=1.0, device=cpu, seed=0)
-    table = ch04.mechanism_table(mech, step=10)
+    table = ch04_results.mechanism_table(mech, step=10)
     assert set(table.index.get_level_values("optimizer")) == {"adam", "gd", "ngd"}
     # plain GD: the unobserved entries move in proportion to lambda (they see the penalty only)
     gd = table.loc["gd", "unobserved"]
@@ -385,11 +387,11 @@ def test_sweep_shards_balance_and_keep_order(monkeypatch, tmp_path):
 def test_grid_run_table_and_cost_estimate():
     """The fast grid's run table (plain GD with the penalty runs in the optimizer study, the penalty at
     depth 1 only) and the cost estimate's cells (a couple of probe steps each)."""
-    runs = ch04.grid_runs(**ch04.params("fast")["grid"])
+    runs = ch04.grid_runs(**dataclasses.asdict(ch04.params("fast").grid))
     counts = runs.groupby(["depth", "method", "penalty"]).size().to_dict()
     assert counts[(1, "adam", "ratio")] == 9 and (1, "gd", "ratio") not in counts
     assert set(runs.method) == {"adam", "gd", "ngd"} and (runs[runs.method == "ngd"].eps == ch04.ARORA_EPS).all()
-    full = ch04.grid_runs(**ch04.params("full")["grid"])
+    full = ch04.grid_runs(**dataclasses.asdict(ch04.params("full").grid))
     deep_pen = full[(full.depth > 1) & (full.lam > 0)]
     assert set(deep_pen.m) == {2000, 3000} and set(full[(full.depth == 1) & (full.method == "gd") & (full.lam > 0)].m) == {1500, 2000}
     est = ch04.cost_estimate("fast", probe_steps=2, stop_fraction={"1 adam ratio": 0.5})

@@ -138,25 +138,20 @@ class Chapter:
                           "studies": {s["study"]: s["params"] for s in self.studies_run if "params" in s}}
         figures.save(fig, self.stem, fig_id, caption=caption, alt=alt, meta=meta)
 
-    def study(self, fn: Callable[..., Any] | str, /, *args: Any, **params: Any) -> Any:
+    def study(self, fn: Callable[..., Any], p: Any = None, /) -> Any:
         """Run a study through the study cache and return its result.
 
         ``ctx.study(chNN.grid, P.grid)`` calls ``chNN.grid(**fields of P.grid, device=..., seed=...)``
-        (a frozen parameter dataclass) and caches it under the function's name; the older form
-        ``ctx.study(name, fn, **params)`` names the study explicitly. Replaying another device's results,
-        a study that machine skipped for lack of a module (see :func:`lib.cache.cached`) is computed
-        here, on this machine's device, and says so."""
-        if callable(fn):
-            name = fn.__name__
-            if len(args) > 1:
-                raise TypeError("ctx.study(fn, params): one parameter set")
-            if args:
-                p = args[0]
-                if not (dataclasses.is_dataclass(p) and not isinstance(p, type)):
-                    raise TypeError(f"ctx.study({name}, ...): parameters must be a dataclass instance, got {type(p).__name__}")
-                params = {**{f.name: getattr(p, f.name) for f in dataclasses.fields(p)}, **params}
-        else:
-            name, fn = fn, args[0]
+        (``P.grid`` a frozen parameter dataclass; none for a study without parameters) and caches it
+        under the function's name. Replaying another device's results, a study that machine skipped for
+        lack of a module (see :func:`lib.book.cache.cached`) is computed here, on this machine's device,
+        and says so."""
+        name = getattr(fn, "__name__", "")
+        if not callable(fn) or not name.isidentifier():
+            raise TypeError(f"ctx.study: the study must be a named function (its name names the cache), got {fn!r}")
+        if p is not None and not (dataclasses.is_dataclass(p) and not isinstance(p, type)):
+            raise TypeError(f"ctx.study({name}, ...): parameters must be a dataclass instance, got {type(p).__name__}")
+        params = {} if p is None else {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
         kw = dict(
             params={**params, "seed": self.seed, "profile": self.profile},
             meta={"profile": self.profile, "device_name": provenance.device_description(self.device)},

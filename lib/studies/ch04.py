@@ -34,9 +34,11 @@ factorization), ``candes2009exact`` (nuclear-norm minimisation), ``roy2007effect
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,73 +48,315 @@ import torch
 from .. import engine, polar
 from .. import matrix_completion as mc
 from ..book import sweep
-from ..checks import check_choice, check_positive
+from ..checks import (
+    ParameterError,
+    check_choice,
+    check_fields,
+    check_numbers,
+    check_positive,
+    check_profile,
+)
 
 STEM = "04-explicit-penalty-adam"
 #: the eps of the globally normalised step in Arora et al.'s released code (their GroupRMSprop)
 ARORA_EPS = 1e-4
 
 
-def params(profile: str) -> dict[str, Any]:
-    """The parameters of a profile: ``fast`` (CI, one CPU core) or ``full`` (paper scale, two CPU cores
-    or a GPU). Every study's problems, seeds, learning rates and budgets derive from the grid's.
+# -- parameters: one frozen dataclass per study, validated on construction ---------------------------
+POLARS = ("svd", "newton-schulz")
 
-    The ablations get the grid's step budget (their reference rows are grid runs, and a smaller
-    penalty weight converges later); the optimizer study at three times the degrees of freedom gets two
-    thirds of it (Adam converges within that there, and the normalized and plain GD runs are compared
-    with the grid's Adam runs, which had more). In ``fast`` both run on two seeds and the ablations keep
-    one nuclear-norm weight and one larger learning rate (the one that shows the runaway, which it
-    does within a third of the budget, its own budget there), and plain GD with the penalty at ``lr = 1``
-    (it fits the data and then drifts by a few ``1e-6`` per entry and step) gets a third of the budget. Plain GD
-    with the penalty at depth 1 runs in :func:`normalized` (at three times the degrees of freedom,
-    with two step sizes); the ``full`` grid also runs it at 1.5 and 2 times."""
-    check_choice("profile", profile, ("fast", "full"))
-    if profile == "fast":
-        n, rank, seeds = 50, 3, 3
-        train = dict(steps=15_000, log_every=250, init_scale=1e-3, polar="svd", stop_window=3000,
-                     stop_rtol=1e-3, stop_train=1e-4)
-        grid = dict(n=n, rank=rank, seeds=seeds, m=[300, 450, 600, 900, 1200], penalty_m=[450, 600, 900],
-                    gd_penalty_m=[], deep_m=[450, 600, 900], deep_adam_m=[600, 900], depths=[1, 2, 3],
-                    penalty_depths=[1], deep_penalty_m=[], lam=1e-3, lr_adam=3e-3, lr_gd=3e-3, gd_eps=ARORA_EPS,
-                    lr_plain=1.0, **train)
-        claims = dict(m_mid=600, m_hi=900, m_few=450)  # ~2x, ~3x and ~1.5x the dof (291)
-        side_seeds, nuclear, lr_factors = 2, [1], [30]
-        lr_steps = train["steps"] // 3  # thirty times the rate runs away within a few thousand steps
-        plain_steps = [train["steps"] // 3, 2 * train["steps"] // 3]  # lr = 1 has settled by then
-        old_ns_iters = 15
-    else:
-        n, rank, seeds = 100, 5, 5
-        train = dict(steps=30_000, log_every=500, init_scale=1e-3, polar="svd", stop_window=6000,
-                     stop_rtol=1e-3, stop_train=1e-4)
-        ms = [1000, 1500, 2000, 2500, 3000, 4000, 5000]
-        claims = dict(m_mid=2000, m_hi=3000, m_few=1500)  # ~2x, ~3x and ~1.5x the dof (975)
-        grid = dict(n=n, rank=rank, seeds=seeds, m=ms, penalty_m=ms, gd_penalty_m=[claims["m_few"], claims["m_mid"]],
-                    deep_m=ms, deep_adam_m=ms, depths=[1, 2, 3], penalty_depths=[1, 2, 3],
-                    deep_penalty_m=[claims["m_mid"], claims["m_hi"]], lam=1e-3,
-                    lr_adam=1e-3, lr_gd=3e-3, gd_eps=ARORA_EPS, lr_plain=1.0, **train)
-        side_seeds, nuclear, lr_factors = seeds, [1, 10, 100], [3, 30]
-        lr_steps = train["steps"]
-        plain_steps = [2 * train["steps"] // 3] * 2
-        old_ns_iters = 25
-    g = grid
-    same = dict(n=n, rank=rank)
-    side = dict(train, steps=2 * g["steps"] // 3)
-    return dict(
-        grid=grid,
-        baseline=dict(**same, seeds=seeds, m=g["m"]),
-        ablations=dict(**same, seeds=side_seeds, m=claims["m_hi"], lam=g["lam"], lr=g["lr_adam"],
-                       lams=[g["lam"] / 10, g["lam"] * 10], lrs=[f * g["lr_adam"] for f in lr_factors],
-                       nuclear_lams=[f * g["lam"] / n for f in nuclear], lr_steps=lr_steps, **train),
-        mechanism=dict(**same, seeds=side_seeds, m=claims["m_hi"], steps=300, log_every=10,
-                       init_scale=g["init_scale"], polar=g["polar"], lams=[g["lam"] / 10, g["lam"], g["lam"] * 10],
-                       lr_adam=g["lr_adam"], lr_gd=g["lr_gd"], gd_eps=g["gd_eps"], lr_plain=g["lr_plain"]),
-        normalized=dict(**same, seeds=side_seeds, m=claims["m_hi"], lam=g["lam"], lr=10 * g["lr_gd"],
-                        eps=[1e-8, ARORA_EPS], lrs_plain=[g["lr_plain"], 30 * g["lr_plain"]],
-                        plain_steps=plain_steps, **side),
-        identities=dict(n=12, count=64, n_bulk=n, rank=rank, bulk_count=16, old_ns_iters=old_ns_iters),
-        claims=claims,
+
+def _problem_ok(p: Any, m_values: tuple = ()) -> None:
+    """Problem size, rank and seed count, and every number of observations below ``n^2``."""
+    check_fields(p, "n", "rank", "seeds", integer=True)
+    if p.rank >= p.n:
+        raise ParameterError(f"invalid rank={p.rank!r}: must be < n = {p.n}")
+    for m in m_values:
+        check_positive("m", m, integer=True)
+        if m >= p.n * p.n:
+            raise ParameterError(f"invalid m={m!r}: must be < n^2 = {p.n * p.n}")
+
+
+def _training_ok(p: Any) -> None:
+    """The training budget, logging, initialisation, polar factor and early stopping of a study."""
+    check_fields(p, "steps", "log_every", integer=True)
+    check_fields(p, "init_scale", "stop_rtol", "stop_train")
+    check_choice("polar", p.polar, POLARS)
+    if p.steps % p.log_every:
+        raise ParameterError(f"invalid steps={p.steps!r}: must be a multiple of log_every={p.log_every}")
+    if p.stop_window is not None:
+        check_positive("stop_window", p.stop_window, integer=True)
+
+
+@dataclass(frozen=True)
+class Identities:
+    """The penalty's calculus on ``count`` random ``n x n`` matrices, and the trained gradient on
+    ``bulk_count`` matrices like those training produces (size and rank of the grid's ground truths);
+    ``old_ns_iters``: the Newton-Schulz iterations of the first version of the chapter (the control)."""
+
+    n: int
+    count: int
+    n_bulk: int
+    rank: int
+    bulk_count: int
+    old_ns_iters: int
+
+    def __post_init__(self) -> None:
+        check_fields(self, "n", "count", "n_bulk", "rank", "bulk_count", "old_ns_iters", integer=True)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The main study (:func:`grid`): depth x optimizer x penalty x ``m`` x seed, with the restrictions
+    documented there, the learning rates of Adam (``lr_adam``), normalised GD (``lr_gd``, ``gd_eps``)
+    and plain GD (``lr_plain``), the penalty weight ``lam`` and the training budget."""
+
+    n: int
+    rank: int
+    seeds: int
+    m: tuple[int, ...]
+    penalty_m: tuple[int, ...]
+    gd_penalty_m: tuple[int, ...]
+    deep_m: tuple[int, ...]
+    deep_adam_m: tuple[int, ...]
+    depths: tuple[int, ...]
+    penalty_depths: tuple[int, ...]
+    deep_penalty_m: tuple[int, ...]
+    lam: float
+    lr_adam: float
+    lr_gd: float
+    gd_eps: float
+    lr_plain: float
+    steps: int
+    log_every: int
+    init_scale: float
+    polar: str
+    stop_window: int | None
+    stop_rtol: float
+    stop_train: float
+
+    def __post_init__(self) -> None:
+        check_numbers("m", self.m, integer=True)
+        for name in ("penalty_m", "gd_penalty_m", "deep_m", "deep_adam_m", "deep_penalty_m"):
+            sub = check_numbers(name, getattr(self, name), integer=True, allow_empty=True)
+            if not set(sub) <= set(self.m):
+                raise ParameterError(f"invalid {name}={sub!r}: must be values of m={self.m!r}")
+        check_numbers("depths", self.depths, integer=True)
+        check_numbers("penalty_depths", self.penalty_depths, integer=True, allow_empty=True)
+        _problem_ok(self, self.m)
+        check_fields(self, "lam", "lr_adam", "lr_gd", "gd_eps", "lr_plain")
+        _training_ok(self)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Minimum-nuclear-norm completion of the grid's problems (:func:`baseline`)."""
+
+    n: int
+    rank: int
+    seeds: int
+    m: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        _problem_ok(self, check_numbers("m", self.m, integer=True))
+
+
+@dataclass(frozen=True)
+class Ablations:
+    """Variants of depth 1 + ratio + Adam at ``m`` (:func:`ablations`): penalty weights ``lams``,
+    learning rates ``lrs`` (budget ``lr_steps``), nuclear-norm weights ``nuclear_lams``, ``beta1 = 0``."""
+
+    n: int
+    rank: int
+    seeds: int
+    m: int
+    lam: float
+    lr: float
+    lams: tuple[float, ...]
+    lrs: tuple[float, ...]
+    nuclear_lams: tuple[float, ...]
+    lr_steps: int
+    steps: int
+    log_every: int
+    init_scale: float
+    polar: str
+    stop_window: int | None
+    stop_rtol: float
+    stop_train: float
+
+    def __post_init__(self) -> None:
+        _problem_ok(self, (self.m,))
+        check_fields(self, "lam", "lr")
+        for name in ("lams", "lrs", "nuclear_lams"):
+            check_numbers(name, getattr(self, name))
+        _training_ok(self)
+        check_positive("lr_steps", self.lr_steps, integer=True)
+        if self.lr_steps > self.steps or self.lr_steps % self.log_every:
+            raise ParameterError(f"invalid lr_steps={self.lr_steps!r}: must be a multiple of "
+                                 f"log_every={self.log_every} and <= steps={self.steps}")
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """The first ``steps`` steps of depth 1 + ratio under Adam, plain GD and normalised GD, for the
+    penalty weights ``lams`` (:func:`mechanism`)."""
+
+    n: int
+    rank: int
+    seeds: int
+    m: int
+    steps: int
+    log_every: int
+    init_scale: float
+    polar: str
+    lams: tuple[float, ...]
+    lr_adam: float
+    lr_gd: float
+    gd_eps: float
+    lr_plain: float
+
+    def __post_init__(self) -> None:
+        _problem_ok(self, (self.m,))
+        check_fields(self, "steps", "log_every", integer=True)
+        check_fields(self, "init_scale", "lr_adam", "lr_gd", "gd_eps", "lr_plain")
+        check_choice("polar", self.polar, POLARS)
+        check_numbers("lams", self.lams)
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """Depth 1 under the gradient-descent family at ``m`` (:func:`normalized`): normalised GD at rate
+    ``lr`` with each ``eps`` (with and without the penalty), plain GD with each step in ``lrs_plain``
+    (budgets ``plain_steps``)."""
+
+    n: int
+    rank: int
+    seeds: int
+    m: int
+    lam: float
+    lr: float
+    eps: tuple[float, ...]
+    lrs_plain: tuple[float, ...]
+    plain_steps: tuple[int, ...]
+    steps: int
+    log_every: int
+    init_scale: float
+    polar: str
+    stop_window: int | None
+    stop_rtol: float
+    stop_train: float
+
+    def __post_init__(self) -> None:
+        _problem_ok(self, (self.m,))
+        check_fields(self, "lam", "lr")
+        check_numbers("eps", self.eps)
+        check_numbers("lrs_plain", self.lrs_plain)
+        check_numbers("plain_steps", self.plain_steps, integer=True)
+        if len(self.plain_steps) != len(self.lrs_plain):
+            raise ParameterError(f"invalid plain_steps={self.plain_steps!r}: one budget per step in "
+                                 f"lrs_plain={self.lrs_plain!r}")
+        _training_ok(self)
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The numbers of observations the claims are made at: about 1.5, 2 and 3 times the degrees of
+    freedom ``rank (2n - rank)``."""
+
+    m_few: int
+    m_mid: int
+    m_hi: int
+
+    def __post_init__(self) -> None:
+        check_numbers("marks", (self.m_few, self.m_mid, self.m_hi), integer=True)
+        if not self.m_few < self.m_mid < self.m_hi:
+            raise ParameterError(f"invalid marks={(self.m_few, self.m_mid, self.m_hi)!r}: must increase")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every study's parameters (a field per study, named after its function) and the claims' marks."""
+
+    identities: Identities
+    grid: Grid
+    baseline: Baseline
+    ablations: Ablations
+    mechanism: Mechanism
+    normalized: Normalized
+    marks: Marks
+
+
+def _derived(g: Grid, marks: Marks, *, side_seeds: int, nuclear_factors: tuple[float, ...],
+             lr_factors: tuple[float, ...], lr_steps: int, plain_steps: tuple[int, int], old_ns_iters: int) -> Params:
+    """The other studies from the grid: its problems (size, rank, first ``side_seeds`` seeds), its
+    penalty weight, learning rates, initialisation, polar factor and early stopping, at ``marks.m_hi``.
+
+    The ablations get the grid's step budget (their reference rows are grid runs, and a smaller penalty
+    weight converges later); the optimizer study gets two thirds of it (Adam converges within that at
+    three times the degrees of freedom, and its runs are compared with the grid's Adam runs, which had
+    more)."""
+    same = dict(n=g.n, rank=g.rank)
+    train = dict(log_every=g.log_every, init_scale=g.init_scale, polar=g.polar, stop_window=g.stop_window,
+                 stop_rtol=g.stop_rtol, stop_train=g.stop_train)
+    return Params(
+        identities=Identities(n=12, count=64, n_bulk=g.n, rank=g.rank, bulk_count=16, old_ns_iters=old_ns_iters),
+        grid=g,
+        baseline=Baseline(**same, seeds=g.seeds, m=g.m),
+        ablations=Ablations(**same, seeds=side_seeds, m=marks.m_hi, lam=g.lam, lr=g.lr_adam,
+                            lams=(g.lam / 10, g.lam * 10), lrs=tuple(f * g.lr_adam for f in lr_factors),
+                            nuclear_lams=tuple(f * g.lam / g.n for f in nuclear_factors), lr_steps=lr_steps,
+                            steps=g.steps, **train),
+        mechanism=Mechanism(**same, seeds=side_seeds, m=marks.m_hi, steps=300, log_every=10,
+                            init_scale=g.init_scale, polar=g.polar, lams=(g.lam / 10, g.lam, g.lam * 10),
+                            lr_adam=g.lr_adam, lr_gd=g.lr_gd, gd_eps=g.gd_eps, lr_plain=g.lr_plain),
+        normalized=Normalized(**same, seeds=side_seeds, m=marks.m_hi, lam=g.lam, lr=10 * g.lr_gd,
+                              eps=(1e-8, ARORA_EPS), lrs_plain=(g.lr_plain, 30 * g.lr_plain),
+                              plain_steps=plain_steps, steps=2 * g.steps // 3, **train),
+        marks=marks,
     )
 
+
+#: ``full``: paper scale, n = 100, rank 5 (975 degrees of freedom), five seeds, every configuration at
+#: every m except plain GD with the penalty (at 1.5x and 2x the dof here, at 3x in :func:`normalized`)
+#: and the deep models with the penalty (at 2x and 3x).
+_MARKS_FULL = Marks(m_few=1500, m_mid=2000, m_hi=3000)
+_M_FULL = (1000, 1500, 2000, 2500, 3000, 4000, 5000)
+_GRID_FULL = Grid(
+    n=100, rank=5, seeds=5, m=_M_FULL, penalty_m=_M_FULL, gd_penalty_m=(_MARKS_FULL.m_few, _MARKS_FULL.m_mid),
+    deep_m=_M_FULL, deep_adam_m=_M_FULL, depths=(1, 2, 3), penalty_depths=(1, 2, 3),
+    deep_penalty_m=(_MARKS_FULL.m_mid, _MARKS_FULL.m_hi), lam=1e-3, lr_adam=1e-3, lr_gd=3e-3, gd_eps=ARORA_EPS,
+    lr_plain=1.0, steps=30_000, log_every=500, init_scale=1e-3, polar="svd", stop_window=6000, stop_rtol=1e-3,
+    stop_train=1e-4)
+FULL = _derived(_GRID_FULL, _MARKS_FULL, side_seeds=_GRID_FULL.seeds, nuclear_factors=(1, 10, 100),
+                lr_factors=(3, 30), lr_steps=_GRID_FULL.steps, plain_steps=(2 * _GRID_FULL.steps // 3,) * 2,
+                old_ns_iters=25)
+
+#: ``fast``: CI on one CPU core, n = 50, rank 3 (291 dof), three seeds; the penalty at depth 1 only, at
+#: 1.5x, 2x and 3x the dof, the deep models where they separate. The side studies run on two seeds; the
+#: ablations keep one nuclear-norm weight and the larger learning rate, which runs away within a third of
+#: the budget (its own budget here); plain GD with the penalty at ``lr = 1`` (it fits the data, then
+#: drifts by a few 1e-6 per entry and step) gets a third of the budget.
+_MARKS_FAST = Marks(m_few=450, m_mid=600, m_hi=900)
+_MARKED_FAST = (_MARKS_FAST.m_few, _MARKS_FAST.m_mid, _MARKS_FAST.m_hi)
+_GRID_FAST = dataclasses.replace(
+    _GRID_FULL, n=50, rank=3, seeds=3, m=(300, *_MARKED_FAST, 1200), penalty_m=_MARKED_FAST, gd_penalty_m=(),
+    deep_m=_MARKED_FAST, deep_adam_m=_MARKED_FAST[1:], penalty_depths=(1,), deep_penalty_m=(), lr_adam=3e-3,
+    steps=15_000, log_every=250, stop_window=3000)
+FAST = _derived(_GRID_FAST, _MARKS_FAST, side_seeds=2, nuclear_factors=(1,), lr_factors=(30,),
+                lr_steps=_GRID_FAST.steps // 3, plain_steps=(_GRID_FAST.steps // 3, 2 * _GRID_FAST.steps // 3),
+                old_ns_iters=15)
+
+
+def params(profile: str) -> Params:
+    """The parameters of every study for ``profile`` (``"fast"``: CI, one CPU core; ``"full"``: paper
+    scale, two CPU cores or a GPU)."""
+    return {"fast": FAST, "full": FULL}[check_profile(profile)]
+
+
+def _valid(cls: type, kw: dict[str, Any]) -> Any:
+    """Validate a study's keyword arguments by building its parameter dataclass from them."""
+    return cls(**{f.name: tuple(v) if isinstance(v, list) else v
+                  for f in dataclasses.fields(cls) for k, v in kw.items() if k == f.name})
 
 # -- helpers --------------------------------------------------------------------------------------
 def _problems(n: int, rank: int, seeds: int, device, seed: int) -> mc.Problems:
@@ -137,29 +381,6 @@ def _init(rows: pd.DataFrame, n: int, depth: int, init_scale: float, device, see
         per_run.append(mc.init_layers(1, n, depth, scale=init_scale, generator=g, device=device))
     return [torch.cat([layers[k] for layers in per_run]) for k in range(depth)]
 
-
-def _check(n, rank, seeds, steps=None, log_every=None):
-    check_positive("n", n, integer=True)
-    check_positive("rank", rank, integer=True)
-    check_positive("seeds", seeds, integer=True)
-    if rank >= n:
-        raise mc_param_error("rank", rank, f"must be < n = {n}")
-    if steps is not None:
-        check_positive("steps", steps, integer=True)
-        check_positive("log_every", log_every, integer=True)
-
-
-def mc_param_error(name, value, why):
-    from ..checks import ParameterError
-
-    return ParameterError(f"invalid {name}={value!r}: {why}")
-
-
-def _check_m(m_values, n):
-    for m in m_values:
-        check_positive("m", m, integer=True)
-        if m >= n * n:
-            raise mc_param_error("m", m, f"must be < n^2 = {n * n}")
 
 
 def _truth(pb: mc.Problems) -> pd.DataFrame:
@@ -283,7 +504,7 @@ def _sweep_budgets(name: str, runs: pd.DataFrame, device, *, steps: int, log_eve
     end of ``steps``, like a stopped run (its ``stop_step`` is its budget)."""
     runs = runs.reset_index(drop=True)
     if (runs["budget"] > steps).any() or (runs["budget"] % log_every).any():
-        raise mc_param_error("budget", sorted(set(runs["budget"])), f"must be multiples of log_every={log_every} "
+        raise ParameterError(f"invalid budget={sorted(set(runs['budget']))!r}: must be multiples of log_every={log_every} "
                              f"and at most steps={steps}")
     all_steps = np.asarray(range(0, steps + 1, log_every))
     parts = []
@@ -368,10 +589,7 @@ def identities(*, n: int, count: int, n_bulk: int, rank: int, bulk_count: int, o
     matrices of each rank ``k``; and :func:`gradient_check` (prefix ``bulk_``) on ``bulk_count``
     float32 matrices like those training produces: a ground truth of :func:`grid` (``n_bulk``,
     ``rank``) plus a bulk with singular values log-uniform in ``[1e-9, 1e-4] ||W*||_F``."""
-    check_positive("n", n, integer=True)
-    check_positive("count", count, integer=True)
-    check_positive("bulk_count", bulk_count, integer=True)
-    check_positive("old_ns_iters", old_ns_iters, integer=True)
+    _valid(Identities, locals())
     g = torch.Generator(device=device)
     g.manual_seed(1_000_003 * seed + 40)
     kw = dict(dtype=torch.float64, device=device)
@@ -437,13 +655,7 @@ def grid(*, n: int, rank: int, seeds: int, m: list[int], penalty_m: list[int], g
     aligned with ``runs``), ``truth`` (per seed: effective rank, ratio and singular values of W*),
     ``dof`` and the wall time.
     """
-    _check(n, rank, seeds, steps, log_every)
-    _check_m(m, n)
-    for d in depths:
-        check_positive("depths", d, integer=True)
-    for x, name in ((lam, "lam"), (lr_adam, "lr_adam"), (lr_gd, "lr_gd"), (gd_eps, "gd_eps"),
-                    (lr_plain, "lr_plain"), (init_scale, "init_scale")):
-        check_positive(name, x)
+    _valid(Grid, locals())
     t0 = time.perf_counter()
     pb = _problems(n, rank, seeds, device, seed)
     runs = grid_runs(seeds=seeds, m=m, penalty_m=penalty_m, gd_penalty_m=gd_penalty_m, deep_m=deep_m,
@@ -485,8 +697,7 @@ def grid_runs(*, seeds: int, m: list[int], penalty_m: list[int], gd_penalty_m: l
 def baseline(*, n: int, rank: int, seeds: int, m: list[int], device, seed: int,
              solver: str = "SCS", eps: float = 1e-5) -> pd.DataFrame:
     """Minimum-nuclear-norm completion of the problems of :func:`grid` (same seeds), via cvxpy."""
-    _check(n, rank, seeds)
-    _check_m(m, n)
+    _valid(Baseline, locals())
     check_choice("solver", solver, ("SCS", "CLARABEL"))
     pb = _problems(n, rank, seeds, device, seed)
     runs = engine.grid(m=m, seed=range(seeds))
@@ -510,14 +721,8 @@ def ablations(*, n: int, rank: int, seeds: int, m: int, lam: float, lr: float, l
     budget ``lr_steps`` if given) and no penalty. Runaway runs are flagged, not raised: they are a
     result here. The column ``budget`` holds each run's step budget; the histories of runs with a
     smaller budget keep their last values to the end of ``steps``."""
-    _check(n, rank, seeds, steps, log_every)
-    _check_m([m], n)
-    for x in [lam, lr, *lams, *lrs, *nuclear_lams]:
-        check_positive("lam/lr", x)
     lr_steps = steps if lr_steps is None else lr_steps
-    check_positive("lr_steps", lr_steps, integer=True)
-    if lr_steps > steps or lr_steps % log_every:
-        raise mc_param_error("lr_steps", lr_steps, f"must be a multiple of log_every={log_every} and <= steps={steps}")
+    _valid(Ablations, locals())
     t0 = time.perf_counter()
     rows = []
     for s in range(seeds):
@@ -544,10 +749,7 @@ def mechanism(*, n: int, rank: int, seeds: int, m: int, steps: int, log_every: i
     (``lr_plain``) and the globally normalised GD (``"ngd"``, ``lr_gd``, ``gd_eps``), for each penalty
     weight in ``lams``, on the grid's problems and initialisations: mean movement of unobserved and
     observed entries over time."""
-    _check(n, rank, seeds, steps, log_every)
-    _check_m([m], n)
-    for x, name in ((lr_adam, "lr_adam"), (lr_gd, "lr_gd"), (lr_plain, "lr_plain"), (gd_eps, "gd_eps")):
-        check_positive(name, x)
+    _valid(Mechanism, locals())
     parts = []
     for opt, lr, eps in (("adam", lr_adam, 1e-8), ("gd", lr_plain, 0.0), ("ngd", lr_gd, gd_eps)):
         rows = engine.grid(optimizer=[opt], lam=lams, seed=range(seeds))
@@ -573,15 +775,10 @@ def normalized(*, n: int, rank: int, seeds: int, m: int, lam: float, lr: float, 
     the penalty under plain GD with each step in ``lrs_plain`` (with the budgets ``plain_steps`` if
     given; column ``budget``). Does the penalty need Adam, or only a step whose size does not scale with
     the gradient?"""
-    _check(n, rank, seeds, steps, log_every)
-    _check_m([m], n)
-    for x in [lam, lr, *lrs_plain, *eps]:
-        check_positive("lam/lr/eps", x)
+    plain_steps = [steps] * len(lrs_plain) if plain_steps is None else list(plain_steps)
+    _valid(Normalized, locals())
     rows = [dict(method="ngd", eps=e, penalty="ratio", lam=lam, lr=lr) for e in eps]
     rows += [dict(method="ngd", eps=eps[0], penalty="none", lam=0.0, lr=lr)]
-    plain_steps = [steps] * len(lrs_plain) if plain_steps is None else list(plain_steps)
-    if len(plain_steps) != len(lrs_plain):
-        raise mc_param_error("plain_steps", plain_steps, f"must give one budget per step in lrs_plain={lrs_plain}")
     rows = [dict(r, budget=steps) for r in rows]
     rows += [dict(method="gd", eps=0.0, penalty="ratio", lam=lam, lr=x, budget=b) for x, b in zip(lrs_plain, plain_steps)]
     runs = pd.DataFrame([dict(r, seed=s) for r in rows for s in range(seeds)])
@@ -604,28 +801,28 @@ def cost_estimate(profile: str = "full", *, probe_steps: int = 200, workers: int
     processes (the nuclear-norm programs and the short mechanism study come on top)."""
     import math
 
-    p = params(profile)
-    g = p["grid"]
+    P = params(profile)
+    g = P.grid
     cells = []
-    runs = grid_runs(**g)
+    runs = grid_runs(**dataclasses.asdict(g))
     for (d, meth, pen), x in runs.groupby(["depth", "method", "penalty"]):
-        cells.append(("grid", int(d), meth, pen, len(x), g["steps"]))
-    a, nz = p["ablations"], p["normalized"]
-    n_pen = a["seeds"] * (1 + len(a["lams"]) + len(a["nuclear_lams"]))
-    cells += [("ablations", 1, "adam", "ratio", n_pen, a["steps"]),
-              ("ablations", 1, "adam", "ratio", a["seeds"] * len(a["lrs"]), a.get("lr_steps") or a["steps"]),
-              ("ablations", 1, "adam", "none", a["seeds"], a["steps"]),
-              ("normalized", 1, "ngd", "ratio", nz["seeds"] * len(nz["eps"]), nz["steps"]),
-              ("normalized", 1, "ngd", "none", nz["seeds"], nz["steps"]),
-              *[("normalized", 1, "gd", "ratio", nz["seeds"], b) for b in (nz.get("plain_steps") or [nz["steps"]] * len(nz["lrs_plain"]))]]
+        cells.append(("grid", int(d), meth, pen, len(x), g.steps))
+    a, nz = P.ablations, P.normalized
+    n_pen = a.seeds * (1 + len(a.lams) + len(a.nuclear_lams))
+    cells += [("ablations", 1, "adam", "ratio", n_pen, a.steps),
+              ("ablations", 1, "adam", "ratio", a.seeds * len(a.lrs), a.lr_steps),
+              ("ablations", 1, "adam", "none", a.seeds, a.steps),
+              ("normalized", 1, "ngd", "ratio", nz.seeds * len(nz.eps), nz.steps),
+              ("normalized", 1, "ngd", "none", nz.seeds, nz.steps),
+              *[("normalized", 1, "gd", "ratio", nz.seeds, b) for b in nz.plain_steps]]
     out = []
     for study, d, meth, pen, count, budget in cells:
         b = math.ceil(count / workers)
-        lr = {"adam": g["lr_adam"], "ngd": g["lr_gd"], "gd": g["lr_plain"]}[meth]
-        rows = pd.DataFrame([dict(seed=i % g["seeds"], m=g["m"][i % len(g["m"])], depth=d, method=meth, lr=lr,
-                                  lam=g["lam"] if pen != "none" else 0.0, penalty=pen, beta1=0.9, eps=g["gd_eps"])
+        lr = {"adam": g.lr_adam, "ngd": g.lr_gd, "gd": g.lr_plain}[meth]
+        rows = pd.DataFrame([dict(seed=i % g.seeds, m=g.m[i % len(g.m)], depth=d, method=meth, lr=lr,
+                                  lam=g.lam if pen != "none" else 0.0, penalty=pen, beta1=0.9, eps=g.gd_eps)
                              for i in range(b)])
-        kw = dict(n=g["n"], rank=g["rank"], seed=0, init_scale=g["init_scale"], polar=g["polar"])
+        kw = dict(n=g.n, rank=g.rank, seed=0, init_scale=g.init_scale, polar=g.polar)
         train_runs(rows.iloc[:1], device, steps=4, log_every=2, **kw)  # warm-up
         c0 = time.process_time()
         train_runs(rows, device, steps=probe_steps, log_every=max(1, probe_steps // 2), **kw)
@@ -639,10 +836,9 @@ def cost_estimate(profile: str = "full", *, probe_steps: int = 200, workers: int
 
 def run_all(ctx) -> dict[str, Any]:
     """Run every study of the chapter through ``ctx.study`` (cached)."""
-    p = params(ctx.profile)
-    return {name: ctx.study(name, fn, **p[name]) for name, fn in
-            (("identities", identities), ("grid", grid), ("baseline", baseline),
-             ("ablations", ablations), ("mechanism", mechanism), ("normalized", normalized))}
+    P = params(ctx.profile)
+    return {fn.__name__: ctx.study(fn, getattr(P, fn.__name__))
+            for fn in (identities, grid, baseline, ablations, mechanism, normalized)}
 
 
 # -- benchmark ------------------------------------------------------------------------------------
@@ -697,92 +893,7 @@ def bench_workload(runs: int, device, n: int = 50, polar: str = "svd", polar_ite
                            matmul_shape=(runs, n, n, n) if flops else None)
 
 
-# -- tables ---------------------------------------------------------------------------------------
-def config_name(depth: int, optimizer: str, lam: float) -> str:
-    """Short name of a grid configuration, e.g. ``d1 Adam+ratio`` or ``d3 GD``."""
-    return f"d{depth} {'Adam' if optimizer == 'adam' else 'GD'}" + ("+ratio" if lam > 0 else "")
-
-
-def summary(grid_result: dict, baseline_runs: pd.DataFrame | None = None, col: str = "test",
-            stat: str = "median") -> pd.DataFrame:
-    """One row per configuration, one column per ``m/dof``: the ``stat`` over seeds of ``col``."""
-    runs = grid_result["runs"].copy()
-    runs["config"] = [config_name(d, o, lam) for d, o, lam in zip(runs.depth, runs.optimizer, runs.lam)]
-    frames = [runs[["config", "m", col]]]
-    if baseline_runs is not None:
-        b = baseline_runs[["m", col]].copy()
-        b["config"] = "nuclear-norm min"
-        frames.append(b)
-    allr = pd.concat(frames, ignore_index=True)
-    order = list(dict.fromkeys(allr["config"]))
-    table = allr.groupby(["config", "m"])[col].agg(stat).unstack("m").reindex(order)
-    table.columns = [f"{m / grid_result['dof']:.2f}x" for m in table.columns]
-    table.columns.name = "m / dof"
-    return table
-
-
-def fmt(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
-    """Round every number to ``digits`` significant digits, as text (empty where missing)."""
-    def one(x):
-        if isinstance(x, (bool, np.bool_)):
-            return "yes" if x else "no"
-        if isinstance(x, str):
-            return x
-        return "" if pd.isna(x) else f"{x:.{digits}g}"
-
-    return table.apply(lambda c: c.map(one))
-
-
-def mechanism_table(mech: dict, step: int) -> pd.DataFrame:
-    """Mean movement of unobserved and observed entries at ``step``, averaged over seeds, per
-    optimizer and penalty weight, and the unobserved movement in units of ``lr * step``."""
-    h, runs = mech["hist"], mech["runs"]
-    k = int(np.searchsorted(h["steps"], step))
-    if k >= len(h["steps"]) or h["steps"][k] != step:
-        raise ValueError(f"step {step} is not a logging step of the mechanism study")
-    df = runs[["optimizer", "lam", "lr"]].copy()
-    df["unobserved"] = h["move_unobs"][k]
-    df["observed"] = h["move_obs"][k]
-    out = df.groupby(["optimizer", "lam"]).mean()
-    out["unobserved / (lr t)"] = out["unobserved"] / (out["lr"] * step)
-    return out.drop(columns="lr")
-
-
-def ablation_table(abl: dict, grid_result: dict, p: dict) -> pd.DataFrame:
-    """The ablations with the grid's reference runs (same depth, optimizer, ``m`` and seeds) first,
-    one row per run, labelled by variant."""
-    a = p["ablations"]
-    ref = select(grid_result["runs"], depth=1, optimizer="adam", lam=a["lam"], m=a["m"],
-                 seed=list(range(a["seeds"]))).copy()
-    ref["label"] = "reference"
-    runs = abl["runs"].copy()
-    runs["label"] = [
-        {"beta1=0": "beta1=0", "lam sweep": f"lambda={lam:g}", "lr sweep": f"lr={lr:g}",
-         "nuclear": f"nuclear {lam:g}", "no penalty": "no penalty"}[v]
-        for v, lam, lr in zip(runs.variant, runs.lam, runs.lr)
-    ]
-    if "budget" not in ref.columns:
-        ref["budget"] = p["grid"]["steps"]
-    cols = ["label", "seed", "lam", "lr", "test", "train", "erank", "ratio", "s1", "runaway", "stopped", "stop_step",
-            "budget"]
-    out = pd.concat([ref[cols], runs[cols]], ignore_index=True)
-    order = {lab: i for i, lab in enumerate(dict.fromkeys(
-        ["reference", "beta1=0", *sorted(l for l in out.label if l.startswith("lambda=")),
-         *sorted((l for l in out.label if l.startswith("lr=")), key=lambda l: float(l[3:])),
-         *sorted((l for l in out.label if l.startswith("nuclear")), key=lambda l: float(l[8:])),
-         "no penalty"]))}
-    return out.sort_values(["label", "seed"], key=lambda c: c.map(order) if c.name == "label" else c,
-                           kind="stable").reset_index(drop=True)
-
-
-def select(runs: pd.DataFrame, **where: Any) -> pd.DataFrame:
-    """Rows of a tidy run table matching every ``column=value`` (a value may be a list)."""
-    keep = np.ones(len(runs), dtype=bool)
-    for k, v in where.items():
-        keep &= runs[k].isin(v).to_numpy() if isinstance(v, (list, tuple)) else (runs[k] == v).to_numpy()
-    return runs[keep]
-
-
+# -- illustration ----------------------------------------------------------------------------------
 def example_spectrum(*, n: int, rank: int, noise: float, device, seed: int) -> np.ndarray:
     """Singular values of ``W* + noise * G`` (``G`` i.i.d. N(0, 1)) for the first ground truth of
     :func:`grid`: a low-rank signal plus a bulk, to illustrate the penalty's threshold."""
@@ -792,14 +903,3 @@ def example_spectrum(*, n: int, rank: int, noise: float, device, seed: int) -> n
     g.manual_seed(1_000_003 * seed + 50)
     w = pb.target[0] + noise * torch.randn(n, n, generator=g, dtype=torch.float64, device=pb.target.device)
     return torch.linalg.svdvals(w).cpu().numpy()
-
-
-def stop_table(runs: pd.DataFrame, steps: int) -> pd.DataFrame:
-    """Per configuration of a run table: how many runs stopped early on a plateau, the earliest and the
-    median step of the final state, and the share of the step budget used (run-steps / budget)."""
-    r = runs.copy()
-    r["config"] = [config_name(d, o, lam) for d, o, lam in zip(r.depth, r.optimizer, r.lam)]
-    g = r.groupby("config", sort=False)
-    return pd.DataFrame({"runs": g.size(), "stopped": g["stopped"].sum(),
-                         "first stop": g["stop_step"].min(), "median stop": g["stop_step"].median(),
-                         "budget used": g["stop_step"].sum() / (g.size() * steps)})
