@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import struct
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..plots import style
 from . import paths, provenance
 
 FIG_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -26,6 +29,51 @@ def validate_id(fig_id: str) -> str:
             f"figure id {fig_id!r}: use lower-case letters, digits and '-' (a stable file name)"
         )
     return fig_id
+
+
+@dataclass(frozen=True)
+class OnPage:
+    """How a figure looks in the page column: its PNG as the page gets it (``width_px`` x
+    ``height_px`` at :data:`lib.plots.style.SCREEN_DPI`), the factor the column scales it by (1 when
+    it fits), and its smallest text as shown, in pixels, with that text."""
+
+    width_px: int
+    height_px: int
+    scale: float
+    min_font_px: float
+    smallest: str
+
+    @property
+    def fits(self) -> bool:
+        """Shown unscaled (no wider than the column) with no text under :data:`style.MIN_FONT_PX`."""
+        return self.width_px <= style.COLUMN_PX and self.min_font_px >= style.MIN_FONT_PX
+
+
+def measure(fig, *, column_px: int = style.COLUMN_PX, dpi: float = style.SCREEN_DPI) -> OnPage:
+    """Render ``fig`` as the page gets it (PNG, tight bounding box, ``dpi``) and measure it at column
+    width: the displayed width is ``min(width, column_px)``, so text of ``s`` points shows as
+    ``s * dpi / 72 * scale`` pixels. Every piece of text that is drawn counts (tick labels, legends,
+    titles, annotations, colour-bar labels; mathtext at its nominal size)."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    drawn: list[tuple[float, str]] = []
+    original = RendererAgg.draw_text
+
+    def spy(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if s.strip():
+            drawn.append((float(prop.get_size_in_points()), s))
+        return original(self, gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+    RendererAgg.draw_text = spy
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        RendererAgg.draw_text = original
+    width, height = struct.unpack(">II", buf.getvalue()[16:24])  # the PNG header's IHDR
+    scale = min(1.0, column_px / width)
+    size, text = min(drawn) if drawn else (float("inf"), "")
+    return OnPage(width, height, scale, size * dpi / 72 * scale, text)
 
 
 def plotted_data(fig) -> str:
@@ -99,6 +147,7 @@ def save(
     validate_id(fig_id)
     if not caption or not alt:
         raise ValueError(f"figure {fig_id!r} needs a caption and alt text")
+    on_page = measure(fig)
     out = Path(directory or paths.figures_dir() / stem)
     files = {}
     for fmt in ("png", "pdf"):
@@ -116,6 +165,7 @@ def save(
         "alt": alt,
         **meta,
         "files": files,
+        "on_page": {**asdict(on_page), "column_px": style.COLUMN_PX, "fits": on_page.fits},
         "regenerate": f"python -m lib run {stem} --profile {meta.get('profile', 'fast')}",
         "libraries": provenance.library_versions(),
     }

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import minnorm1d as mn
-from .style import COLORS, MARKERS
+from .style import COLORS, FULL, MARKERS, legend_below, legend_right, panel_labels
 
 METHOD_LABEL = {"wd_all": "weight decay on all parameters", "wd_nobias": "weight decay without biases",
                 "gd_small": "plain GD, small initialisation"}
@@ -24,15 +24,15 @@ def _mark_kinks(ax, p, f, color, marker="v", label=None):
 def fig_weight(triples: dict[str, tuple[list[float], list[float]]]):
     """Left: the kink weights W(p). Right: cost of the one-kink interpolant of three points against
     the kink position q, with the minimiser marked."""
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 4.3), layout="constrained")
     p = np.linspace(-4, 4, 401)
     for pen, col, lab in (("l2", "blue", r"$\sqrt{1+p^2}$ (biases penalised)"),
                           ("l1", "yellow", r"$1+|p|$ ($|w|+|b|$ penalty)"), ("free", "red", r"$1$ (biases free)")):
         ax0.plot(p, mn.weight(p, pen), color=COLORS[col], label=lab)
     ax0.set_xlabel("kink position $p = -b/w$")
     ax0.set_ylabel("cost per unit slope jump $W(p)$")
-    ax0.legend()
-    ax0.set_title("cost of one neuron, $|a|\\,\\|(w,b)\\| = |s|\\,W(p)$")
+    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    ax0.set_title("one neuron: $|a|\\,\\|(w,b)\\| = |s|\\,W(p)$")
     for (name, (x, y)), col in zip(triples.items(), ("blue", "purple", "green")):
         x, y = np.asarray(x, float), np.asarray(y, float)
         kappa = abs(mn.secants(x, y)[1][0])
@@ -51,58 +51,62 @@ def fig_weight(triples: dict[str, tuple[list[float], list[float]]]):
     ax1.set_ylim(0, min(top, 6))
     ax1.set_xlabel("position $q$ of the single kink")
     ax1.set_ylabel(r"cost $|s|\sqrt{1+q^2}$ of the interpolant")
-    ax1.set_title("three points: minimiser at $x_2$ or at $-1/x_1$")
-    ax1.legend(loc="upper center")
-    fig.tight_layout()
+    ax1.set_title("three points: minimiser at $x_2$ or $-1/x_1$")
+    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    panel_labels((ax0, ax1))
     return fig
 
 
 def fig_interpolants(examples: dict[str, Any], names: list[str]):
     """Exact minimal-norm interpolants with (l2) and without (free) the bias penalty, kinks marked."""
-    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.4))
+    fig, axes = plt.subplots(1, len(names), figsize=(FULL - 0.2, 3.3), layout="constrained")
     for ax, name in zip(np.atleast_1d(axes), names):
         e = examples[name]
-        ax.plot(e["grid"], e["f_free"], color=COLORS["red"], lw=2.4, alpha=0.6,
-                label=f"biases free: {e['free']['n_kinks']} kinks")
-        ax.plot(e["grid"], e["f_l2"], color=COLORS["blue"], label=f"biases penalised: {e['l2']['n_kinks']} kinks")
+        ax.plot(e["grid"], e["f_free"], color=COLORS["red"], lw=3.2, alpha=0.55, label="biases free (kinks ▲)")
+        ax.plot(e["grid"], e["f_l2"], color=COLORS["blue"], ls=(0, (5, 2)), lw=1.5,
+                label="biases penalised (kinks ▼)")
         for key, col, mk in (("free", "red", "^"), ("l2", "blue", "v")):
             p = e[key]["kinks"]
             ax.plot(p, np.interp(p, e["grid"], e[f"f_{key}"]), ls="none", marker=mk, color=COLORS[col],
                     markeredgecolor="black", markeredgewidth=0.6, markersize=7, zorder=5)
         ax.plot(e["x"], e["y"], "o", color="black", markersize=4, zorder=6, label="data")
-        ax.set_title(f"{name} (sparsest: {e['sparsest']})")
+        ax.set_title(f"{name}\nkinks: ▲ {e['free']['n_kinks']}, ▼ {e['l2']['n_kinks']}, fewest {e['sparsest']}",
+                     fontsize=9)
         ax.set_xlabel("$x$")
     np.atleast_1d(axes)[0].set_ylabel("$f(x)$")
-    for ax in np.atleast_1d(axes):
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    legend_below(fig, np.atleast_1d(axes)[:1], ncol=3)
+    panel_labels(np.atleast_1d(axes))
     return fig
 
 
 def fig_family(e: dict[str, Any], name: str):
-    """The bias-free family on one data set: equal cost, different kink counts; the l2 minimiser dashed."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    """The bias-free family on one data set, one member per panel (they coincide outside the middle of
+    the data, so one panel would hide them behind each other): equal cost, different kink counts; the
+    bias-penalised minimiser dashed in every panel."""
+    members = list(e["family"].items())
+    fig, axes = plt.subplots(1, len(members), figsize=(FULL, 3.4), sharey=True, layout="constrained")
     cols = [COLORS["red"], COLORS["yellow"], COLORS["purple"]]
-    for (label, fam), col, mk in zip(e["family"].items(), cols, MARKERS):
-        ax.plot(e["grid"], fam["values"], color=col,
-                label=f"{label}: {fam['kinks'].size} kinks, $R$ = {fam['cost_free']:.4f}")
+    for ax, (label, fam), col, mk in zip(np.atleast_1d(axes), members, cols, MARKERS):
+        ax.plot(e["grid"], fam["values"], color=col, lw=2.2)
+        ax.plot(e["grid"], e["f_l2"], color=COLORS["blue"], ls="--", lw=1.2,
+                label=f"biases penalised (unique): {e['l2']['n_kinks']} kinks")
         ax.plot(fam["kinks"], np.interp(fam["kinks"], e["grid"], fam["values"]), ls="none", marker=mk, color=col,
                 markeredgecolor="black", markeredgewidth=0.6, zorder=5)
-    ax.plot(e["grid"], e["f_l2"], color=COLORS["blue"], ls="--",
-            label=f"biases penalised (unique): {e['l2']['n_kinks']} kinks")
-    ax.plot(e["x"], e["y"], "o", color="black", markersize=4, zorder=6, label="data")
-    ax.set_xlabel("$x$")
-    ax.set_ylabel("$f(x)$")
-    ax.set_title(f"{name}: bias-free minimisers, all with $R = \\sum_i|\\kappa_i|$ = {e['biasfree_value']:.4f}")
-    ax.legend(fontsize=7.5)
-    fig.tight_layout()
+        ax.plot(e["x"], e["y"], "o", color="black", markersize=4, zorder=6, label="data")
+        ax.set_title(f"{label}\n{fam['kinks'].size} kinks, $R$ = {fam['cost_free']:.4f}", fontsize=9, color=col)
+        ax.set_xlabel("$x$")
+    np.atleast_1d(axes)[0].set_ylabel("$f(x)$")
+    fig.suptitle(f"{name}: bias-free minimisers, all with $R = \\sum_i|\\kappa_i|$ = {e['biasfree_value']:.4f}")
+    legend_below(fig, np.atleast_1d(axes)[:1], ncol=2)
+    panel_labels(np.atleast_1d(axes))
     return fig
 
 
 def fig_counterexample(c: dict[str, Any], title: str):
     """A certified counterexample (a record of ``ch03.counterexamples``): left, the bias-penalised minimiser
     and the sparsest interpolant over the data, kinks marked; right, their difference."""
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 4.4), gridspec_kw={"width_ratios": [1.3, 1]},
+                                   layout="constrained")
     paired = c["paired"]
     ax0.plot(c["grid"], paired["values"], color=COLORS["red"],
              label=f"sparsest interpolant: {paired['kinks'].size} kinks, $\\bar R$ = {paired['cost_l2']:.4f}")
@@ -114,22 +118,22 @@ def fig_counterexample(c: dict[str, Any], title: str):
     ax0.plot(c["x"], c["y"], "o", color="black", markersize=4, zorder=6, label="data")
     ax0.set_xlabel("$x$")
     ax0.set_ylabel("$f(x)$")
-    ax0.legend(fontsize=7.5)
-    ax0.set_title(title)
+    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    ax0.set_title(title, fontsize=9)
     ax1.plot(c["grid"], c["f_l2"] - paired["values"], color=COLORS["purple"])
     ax1.axhline(0, color="black", lw=0.6)
     ax1.plot(c["x"], 0 * c["x"], "o", color="black", markersize=4)
     ax1.set_xlabel("$x$")
     ax1.set_ylabel("$f_{\\bar R}(x) - f_{\\mathrm{sparsest}}(x)$")
     ax1.set_title("difference (zero at the data)")
-    fig.tight_layout()
+    panel_labels((ax0, ax1))
     return fig
 
 
 def fig_dual_certificate(c: dict[str, Any]):
     """A counterexample with its certificate: left, the minimiser and the sparsest interpolant; right, the
     certified dual function g against the weight sqrt(1 + p^2), touching it where the minimiser has kinks."""
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 4.6), layout="constrained")
     paired = c["paired"]
     ax0.plot(c["grid"], paired["values"], color=COLORS["red"],
              label=f"sparsest interpolant: {paired['kinks'].size} kink, $\\bar R$ = {paired['cost_l2']:.4f}")
@@ -141,8 +145,8 @@ def fig_dual_certificate(c: dict[str, Any]):
     ax0.plot(c["x"], c["y"], "o", color="black", markersize=4, zorder=6, label="data")
     ax0.set_xlabel("$x$")
     ax0.set_ylabel("$f(x)$")
-    ax0.legend(fontsize=7.5)
-    ax0.set_title("a run of two curvatures after $x_1 x_2 < -1$")
+    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    ax0.set_title("two curvatures after $x_1 x_2 < -1$")
     p = c["dual_grid"]
     ax1.plot(p, mn.weight(p, "l2"), color="black", ls="--", lw=1.2, label="$W(p) = \\sqrt{1+p^2}$")
     ax1.plot(p, c["dual"], color=COLORS["blue"], label="certified dual function $g_\\lambda(p)$")
@@ -152,9 +156,9 @@ def fig_dual_certificate(c: dict[str, Any]):
     for v in c["x"]:
         ax1.axvline(v, color="gray", lw=0.6, ls=":")
     ax1.set_xlabel("kink position $p$")
-    ax1.set_title("the certificate touches $W$ only at the two kinks")
-    ax1.legend(fontsize=7.5, loc="upper left")
-    fig.tight_layout()
+    ax1.set_title("certificate touches $W$ at the kinks")
+    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    panel_labels((ax0, ax1))
     return fig
 
 
@@ -167,7 +171,7 @@ def fig_sparsity_map(df: pd.DataFrame):
     frac = df.groupby(["L", "centre"]).is_sparsest.mean().unstack()[order]
     excess = df.groupby(["L", "centre"]).excess.mean().unstack()[order]
     n = df.groupby(["L", "centre"]).size().unstack()[order]
-    fig, axes = plt.subplots(1, 2, figsize=(10.4, 3.9))
+    fig, axes = plt.subplots(2, 1, figsize=(FULL, 6.4), layout="constrained")
     for ax, M, title, cmap, vmax in ((axes[0], frac, "fraction with minimiser = sparsest", "cividis", 1.0),
                                      (axes[1], excess, "mean excess kinks over the sparsest", "viridis", None)):
         top = vmax or max(1.0, float(M.max().max()))
@@ -175,20 +179,20 @@ def fig_sparsity_map(df: pd.DataFrame):
         for i in range(M.shape[0]):
             for j in range(M.shape[1]):
                 v = M.to_numpy()[i, j]
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9,
                         color="white" if v < 0.5 * top else "black")
         ax.set_xticks(range(M.shape[1]), list(M.columns))
         ax.set_yticks(range(M.shape[0]), [str(r) for r in M.index])
         if "straddling" in M.columns:
             ax.axvline(M.shape[1] - 1.5, color="white", lw=2)
         ax.set_xlabel("centre of the data (last column: an interval with $x_i x_{i+1} < -1$)")
-        ax.set_ylabel("longest same-sign run $L$ of $\\kappa_i$")
+        ax.set_ylabel("longest same-sign\nrun $L$ of $\\kappa_i$")
         ax.set_title(title)
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
     counts = sorted(set(int(v) for v in n.to_numpy().ravel()))
-    fig.suptitle(f"{' or '.join(map(str, counts))} random data sets per cell, {int(df.shape[0])} in all", fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(f"{' or '.join(map(str, counts))} random data sets per cell, {int(df.shape[0])} in all")
+    panel_labels(axes)
     return fig
 
 
@@ -196,23 +200,24 @@ def fig_trained(tr: dict[str, Any], width: int):
     """Trained networks of one width (all lambdas and seeds) over the exact answers, one panel per method."""
     runs = tr["runs"]
     methods = list(dict.fromkeys(runs.method))
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods), 3.6), sharey=True)
+    fig, axes = plt.subplots(1, len(methods), figsize=(FULL, 3.5), sharey=True, layout="constrained")
     for ax, me in zip(np.atleast_1d(axes), methods):
         sel = np.flatnonzero((runs.method == me).to_numpy() & (runs.width == width).to_numpy())
         for k, i in enumerate(sel):
             ax.plot(tr["grid"], tr["f_grid"][i], color=METHOD_COLOR[me], lw=1.0, alpha=0.7,
-                    label="trained networks" if k == 0 else None)
+                    label="trained networks (colour: method)" if k == 0 else None)
             kp = tr["kinks_pos"][i][np.isfinite(tr["kinks_pos"][i])]
             ax.plot(kp, np.interp(kp, tr["grid"], tr["f_grid"][i]), ls="none", marker="|", color="black",
                     markersize=8, label="merged kinks" if k == 0 else None)
         ax.plot(tr["grid"], tr["exact_grid"]["l2"], color="black", ls="--", lw=1.2,
                 label=f"exact $\\bar R$-interpolant ({tr['exact']['l2']['n_kinks']} kinks)")
         ax.plot(tr["x"], tr["y"], "o", color="black", markersize=4, zorder=6)
-        ax.set_title(METHOD_LABEL[me], fontsize=9)
+        ax.set_title(METHOD_LABEL[me].replace(" on all", "\non all").replace(" without", "\nwithout")
+                     .replace(", small", ",\nsmall"), fontsize=9, color=METHOD_COLOR[me])
         ax.set_xlabel("$x$")
-        ax.legend(fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("$f(x)$")
-    fig.tight_layout()
+    legend_below(fig, ncol=2)
+    panel_labels(np.atleast_1d(axes))
     return fig
 
 
@@ -221,7 +226,7 @@ def fig_kinks_vs(tr: dict[str, Any]):
     runs = tr["runs"]
     widths = sorted(runs.width.unique())
     lams = sorted(runs.lam[runs.lam > 0].unique())
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(FULL, 3.8), layout="constrained")
     rng = np.random.default_rng(0)  # horizontal jitter only, for visibility
     xs = {lam: k for k, lam in enumerate(lams)}
     xs[0.0] = len(lams)
@@ -230,20 +235,25 @@ def fig_kinks_vs(tr: dict[str, Any]):
             sel = runs[(runs.method == me) & (runs.width == m)]
             x = np.array([xs[v] for v in sel.lam]) + (wi - (len(widths) - 1) / 2) * 0.12
             ax.plot(x + rng.uniform(-0.03, 0.03, x.size), sel.n_kinks, ls="none", marker=mk, color=METHOD_COLOR[me],
-                    markeredgecolor="black", markeredgewidth=0.4, label=f"{METHOD_LABEL[me]}, width {m}")
+                    markeredgecolor="black", markeredgewidth=0.4)
     ax.axhline(tr["exact"]["l2"]["n_kinks"], color="black", ls="--", lw=1, label="exact $\\bar R$-interpolant")
+    for me in dict.fromkeys(runs.method):  # colour: the method; marker: the width
+        ax.plot([], [], ls="none", marker="o", color=METHOD_COLOR[me], markeredgecolor="black",
+                markeredgewidth=0.4, label=METHOD_LABEL[me].replace(" without", "\nwithout").replace(", small", ",\nsmall"))
+    for m, mk in zip(widths, MARKERS):
+        ax.plot([], [], ls="none", marker=mk, color=COLORS["grey"], markeredgecolor="black", markeredgewidth=0.4,
+                label=f"width {m}")
     ax.set_xticks(range(len(lams) + 1), [f"$\\lambda$ = {v:g}" for v in lams] + ["$\\lambda$ = 0\n(GD, small init)"])
     ax.set_ylabel("kinks after merging")
     ax.set_ylim(0, None)
-    ax.legend(fontsize=6.5, ncol=2)
-    fig.tight_layout()
+    legend_right(ax, fontsize=8.5)
     return fig
 
 
 def fig_cost_curves(tr: dict[str, Any]):
     """Over training: the network's bias-penalised norm and its square loss (median and range over runs)."""
     runs = tr["runs"]
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 3.7), layout="constrained")
     t = tr["steps"]
     for me in dict.fromkeys(runs.method):
         sel = (runs.method == me).to_numpy()
@@ -258,6 +268,6 @@ def fig_cost_curves(tr: dict[str, Any]):
     ax1.set_ylabel(r"$\frac{1}{2}\sum_i (f(x_i)-y_i)^2$")
     for ax in (ax0, ax1):
         ax.set_xlabel("training step")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    legend_below(fig, ncol=2)
+    panel_labels((ax0, ax1))
     return fig

@@ -6,15 +6,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from .style import COLORS
+from .style import COLORS, FULL, legend_below, panel_labels
 
 #: drawn in this order, widest first, so that coinciding curves stay visible: a thick line under a thinner
 #: one of another colour and dash pattern
 CONV_STYLE = {
-    ("l2", False): {"color": COLORS["blue"], "ls": "-", "lw": 4.5, "alpha": 0.55, "label": r"$\ell_2$ bias, no affine term (primary)"},
-    ("l2", True): {"color": COLORS["red"], "ls": (0, (6, 3)), "lw": 2.6, "label": r"$\ell_2$ bias, free affine term"},
-    ("l1", False): {"color": COLORS["green"], "ls": (0, (4, 2, 1, 2)), "lw": 1.6, "label": r"$|w|+|b|$, no affine term"},
-    ("free", False): {"color": COLORS["purple"], "ls": (0, (1, 1.5)), "lw": 1.3, "label": "bias unpenalised (one of many minimisers)"},
+    ("l2", False): {"color": COLORS["blue"], "ls": "-", "lw": 4.5, "alpha": 0.55, "label": r"(1) $\ell_2$ bias, no affine term (primary)"},
+    ("l2", True): {"color": COLORS["red"], "ls": (0, (6, 3)), "lw": 2.6, "label": r"(2) $\ell_2$ bias, free affine term"},
+    ("l1", False): {"color": COLORS["green"], "ls": (0, (4, 2, 1, 2)), "lw": 1.6, "label": r"(3) $|w|+|b|$, no affine term"},
+    ("free", False): {"color": COLORS["purple"], "ls": (0, (1, 1.5)), "lw": 1.3, "label": "(4) bias unpenalised (the solver's minimiser)"},
 }
 SCHED_STYLE = {
     "derived": {"color": COLORS["blue"], "marker": "o"},
@@ -24,18 +24,45 @@ SCHED_STYLE = {
     "n-fixed": {"color": COLORS["purple"], "marker": "D"},
 }
 METHOD_COLOR = {"gd": COLORS["blue"], "sgd": COLORS["cyan"], "momentum": COLORS["green"], "adam": COLORS["red"]}
+METHOD_DASH = {"gd": "-", "sgd": (0, (5, 2)), "momentum": (0, (6, 2, 1, 2)), "adam": (0, (2, 1.5))}
+METHOD_MARKER = {"gd": "o", "sgd": "v", "momentum": "s", "adam": "^"}
+METHOD_OFFSET = {"gd": 0, "sgd": 10, "momentum": 20, "adam": 30}
+METHOD_NAME = {"gd": "GD", "sgd": "SGD", "momentum": "heavy ball", "adam": "Adam"}
 
 
 def _regions(ax, x, target) -> None:
     ax.plot(x, target, color="black", lw=7, alpha=0.2, solid_capstyle="butt", label="target on the regions")
 
 
+def coincide(curves: dict, name: str, tol: float = 1e-6) -> list[list[int]]:
+    """Which conventions of :data:`CONV_STYLE` give the same function on example ``name`` (sup
+    distance on the plotted grid at most ``tol`` times the target's range): groups of their numbers
+    (1-4, the legend's), each group of two or more."""
+    keys = list(CONV_STYLE)
+    scale = tol * max(1.0, float(np.ptp(curves[(name, "target")][np.isfinite(curves[(name, "target")])])))
+    groups: list[list[int]] = []
+    for k, key in enumerate(keys):
+        for g in groups:
+            if np.max(np.abs(curves[(name, *keys[g[0] - 1])] - curves[(name, *key)])) <= scale:
+                g.append(k + 1)
+                break
+        else:
+            groups.append([k + 1])
+    return [g for g in groups if len(g) > 1]
+
+
 def interpolants(table: dict, examples: list[str]) -> plt.Figure:
-    """Each example's regions and its exact minimum norm interpolants under four conventions (widest line
-    first, so that where two conventions give the same function both stay visible)."""
+    """Each example's regions and its exact minimum norm interpolants under four conventions, two
+    panels a row. Curves are drawn widest first, so that where two conventions give the same function
+    both stay visible, and each panel's title says which conventions coincide there
+    (:func:`coincide`)."""
     curves = table["curves"]
-    fig, axes = plt.subplots(1, len(examples), figsize=(3.2 * len(examples), 3.3))
-    for ax, name in zip(np.atleast_1d(axes), examples):
+    cols = min(2, len(examples))
+    rows = -(-len(examples) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(FULL, 2.7 * rows + 0.9), squeeze=False, layout="constrained")
+    for ax in axes.ravel()[len(examples):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.ravel(), examples):
         x = curves[(name, "x")]
         _regions(ax, x, curves[(name, "target")])
         for key, st in CONV_STYLE.items():
@@ -43,12 +70,15 @@ def interpolants(table: dict, examples: list[str]) -> plt.Figure:
         k, fk = curves[(name, "kinks")]
         shown = (k >= x[0]) & (k <= x[-1])
         ax.plot(k[shown], fk[shown], "o", ms=5, mfc="white", color=COLORS["blue"], label="kinks of the primary interpolant")
-        ax.set_title(name)
+        same = coincide(curves, name)
+        note = "; ".join(" = ".join(f"({i})" for i in g) for g in same) if same else "all differ"
+        ax.set_title(f"{name}: {note}", fontsize=9)
+    for ax in axes[-1]:
         ax.set_xlabel("$x$")
-    np.atleast_1d(axes)[0].set_ylabel("$f^*(x)$")
-    h, lab = np.atleast_1d(axes)[0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.12))
-    fig.tight_layout()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("$f^*(x)$")
+    legend_below(fig, axes.ravel()[:1], ncol=2)
+    panel_labels(axes.ravel()[: len(examples)])
     return fig
 
 
@@ -58,7 +88,7 @@ def schedules(lasso_study: dict, trained_study: dict) -> plt.Figure:
     the common step budget; a star: the fast schedule's runs continued until weight decay has acted)."""
     lasso, trained, long = lasso_study["runs"], trained_study["runs"], trained_study.get("long")
     sample_distance = float(np.mean(lasso_study["sample_interpolant_distance"]))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(FULL, 4.4), layout="constrained")
     for name, st in SCHED_STYLE.items():
         d = lasso[lasso.schedule == name].groupby("level").distance.mean()
         if len(d):
@@ -75,15 +105,17 @@ def schedules(lasso_study: dict, trained_study: dict) -> plt.Figure:
     a1.set_xscale("log", base=2)
     a1.set_xlabel(r"scale $s$ ($n = n_0 s$, $m = m_0 s$)")
     a1.set_ylabel(r"$\sup_{\mathrm{gap}} |f_\lambda - f^*|$")
-    a1.set_title(r"infinite width (lasso over the kink dictionary)")
-    a1.legend(ncol=2)
+    a1.set_title("infinite width (lasso)")
     a2.axhline(1.0, color="grey", lw=1)
     a2.set_yscale("log")
     a2.set_xlabel(r"scale $s$ ($n = n_0 s$, $m = m_0 s$)")
     a2.set_ylabel("trained objective / exact optimum")
-    a2.set_title("trained networks (GD with weight decay)")
-    a2.legend(ncol=2)
-    fig.tight_layout()
+    a2.set_title("trained networks (GD, weight decay)")
+    h1, l1 = a1.get_legend_handles_labels()
+    h2, l2 = a2.get_legend_handles_labels()
+    extra = [(h, lab) for h, lab in zip(h2, l2) if lab not in l1]
+    legend_below(fig, handles=h1 + [h for h, _ in extra], labels=l1 + [lab for _, lab in extra], ncol=3)
+    panel_labels((a1, a2))
     return fig
 
 
@@ -92,29 +124,31 @@ def trained_overlay(bias: dict) -> plt.Figure:
     the data and the exact references."""
     runs = bias["runs"]
     z, f = bias["z"], bias["f"]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True, sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(FULL, 6.6), sharex=True, sharey=True, layout="constrained")
     inits = sorted(runs.init.unique(), reverse=True)
     for i, wd in enumerate(sorted(runs.wd.unique())):
         for j, init in enumerate(inits):
             ax = axes[i, j]
             ax.plot(z, bias["ref_curves"]["l2"], color="black", lw=2.5, alpha=0.35, label=r"min norm, $\ell_2$ bias (plateau)")
             ax.plot(z, bias["ref_curves"]["l1"], color="black", lw=1.2, ls="--", alpha=0.6, label=r"min norm, $|w|+|b|$ (tent)")
-            if wd > 0:
-                ax.plot(z, bias["lasso_curve"], color=COLORS["yellow"], lw=2.5, alpha=0.8, label=r"exact optimum at $\lambda$")
+            if wd > 0:  # a wide band under the runs, so that it shows around runs that land on it
+                ax.plot(z, bias["lasso_curve"], color=COLORS["yellow"], lw=6, alpha=0.55, solid_capstyle="butt",
+                        label=r"exact optimum at $\lambda$", zorder=1.5)
             sel = runs[(runs.wd == wd) & (runs.init == init) & (runs.seed == 0)]
-            for r in sel.itertuples():
-                ax.plot(z, f[r.Index], color=METHOD_COLOR[r.method], lw=1.2, label=r.method)
+            for r in sel.itertuples():  # dash and marker per method: coinciding runs stay distinguishable
+                ax.plot(z, f[r.Index], color=METHOD_COLOR[r.method], lw=1.3, ls=METHOD_DASH[r.method],
+                        marker=METHOD_MARKER[r.method], ms=4, markevery=(METHOD_OFFSET[r.method], 40),
+                        label=METHOD_NAME[r.method])
             ax.scatter(bias["x"], bias["y"], s=10, color="black", zorder=5, label="data")
             head = f"weight decay $\\lambda$ = {wd:g}" if wd > 0 else "no weight decay"
-            ax.set_title(f"{head}, init scale {init:g}")
+            ax.set_title(f"{head}, init scale {init:g}", fontsize=9)
             ax.set_ylim(-0.2, 2.2)
             if i == 1:
                 ax.set_xlabel("$x$")
             if j == 0:
                 ax.set_ylabel("$f(x)$")
-    h, lab = axes[1, 0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.06))
-    fig.tight_layout()
+    legend_below(fig, axes[1, :1], ncol=3)
+    panel_labels(axes.ravel())
     return fig
 
 
@@ -123,13 +157,13 @@ def norm_history(bias: dict) -> plt.Figure:
     against the minimum norm of the data and the norm of the exact regularised optimum."""
     runs = bias["runs"]
     steps, hist = bias["steps"], bias["norm_history"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(FULL, 4.6), sharey=True, layout="constrained")
     for ax, wd in zip(axes, sorted(runs.wd.unique())):
         for k, init in enumerate(sorted(runs.init.unique(), reverse=True)):
             for method, color in METHOD_COLOR.items():
                 idx = runs[(runs.wd == wd) & (runs.init == init) & (runs.method == method)].index
                 ax.plot(steps[1:], hist[idx, 1:].mean(0), color=color, ls="-" if k == 0 else "--",
-                        label=f"{method}, init {init:g}")
+                        label=f"{METHOD_NAME[method]}, init {init:g}")
         ax.axhline(bias["ref_norm"]["l2"], color="black", lw=1, label=r"min norm of the data ($\ell_2$ bias)")
         if wd > 0:
             ax.axhline(bias["lasso"]["norm"], color=COLORS["yellow"], lw=2, label=r"norm of the exact optimum at $\lambda$")
@@ -138,9 +172,8 @@ def norm_history(bias: dict) -> plt.Figure:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("step")
-        ax.set_title("no weight decay" if wd == 0 else f"weight decay $\\lambda$ = {wd:g}")
+        ax.set_title("no weight decay" if wd == 0 else f"weight decay $\\lambda$ = {wd:g}", fontsize=9)
     axes[0].set_ylabel(r"$\sum_j |a_j|\,\|(w_j, b_j)\|$")
-    h, lab = axes[1].get_legend_handles_labels()
-    fig.legend(h, lab, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.2))
-    fig.tight_layout()
+    legend_below(fig, axes[-1:], ncol=3)
+    panel_labels(axes)
     return fig
