@@ -5,8 +5,13 @@ local MathJax (no raw TeX left, no MathJax errors), every image loads, every int
 citation resolves, and the claims appendix shows every claim passing. A screenshot of each chapter is
 saved under ``_build/screenshots/`` as a test artifact.
 
+Every page of the built site is also audited with axe-core (bundled by ``axe-playwright-python``),
+in the theme's light colour mode and, for colour contrast, in its dark one: a violation of impact
+"serious" or "critical" fails the test; "moderate" and "minor" ones are reported as a warning, and
+everything is written to ``_build/accessibility.json``.
+
 Needs Debian's ``chromium`` (``python3 tasks.py test`` installs it when run as root) and the
-``playwright`` Python package; no browser is downloaded.
+``playwright`` and ``axe-playwright-python`` Python packages; no browser is downloaded.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import json
 import os
 import shutil
 import threading
+import time
+import warnings
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
@@ -147,3 +155,163 @@ def test_claims_appendix_all_pass(browser, server):
         rows = page.locator("article table tbody tr")
         assert rows.count() > 0
         assert text.count("✓") == rows.count()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Accessibility: axe-core over every page of the built site
+
+#: impacts that fail the audit; "moderate" and "minor" violations are reported, not failed
+FAILING = ("serious", "critical")
+#: nodes left out of the audit, as {CSS selector: reason}. Only for third-party markup that the book
+#: cannot change; fix everything else (theme settings, _static/ib.css and ib-a11y.js, lib.book.sphinxext).
+EXCLUDED: dict[str, str] = {}
+
+#: axe.run over the whole document (less EXCLUDED), with axe's experimental rules switched on as well
+#: (label-content-name-mismatch, WCAG 2.5.3, is one); returns one record per rule violated
+_AXE_RUN = """async ([exclude, only]) => {
+  const rules = {};
+  for (const r of axe.getRules(['experimental'])) rules[r.ruleId] = {enabled: true};
+  const options = only.length ? {resultTypes: ['violations'], runOnly: {type: 'rule', values: only}}
+                              : {resultTypes: ['violations'], rules};
+  const context = exclude.length ? {exclude: exclude.map(s => [s])} : document;
+  const res = await axe.run(context, options);
+  return res.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary.split('\\n').slice(1).join(' ').trim())}));
+}"""
+
+
+@pytest.fixture(scope="module")
+def axe_script():
+    try:
+        from axe_playwright_python.base import AXE_SCRIPT
+    except ImportError as exc:
+        _cannot_run(f"the axe-playwright-python package is missing ({exc})")
+    return AXE_SCRIPT
+
+
+def audit(page, axe_script: str, only: tuple[str, ...] = ()) -> list[dict]:
+    """axe-core's violations on the page as it stands (after MathJax has typeset it): a list of
+    ``{id, impact, help, nodes}``; ``only`` restricts the audit to those rule ids."""
+    if page.evaluate("() => typeof MathJax !== 'undefined' && !!MathJax.startup"):
+        page.evaluate("() => MathJax.startup.promise")
+    page.evaluate(axe_script)
+    return page.evaluate(_AXE_RUN, [list(EXCLUDED), list(only)])
+
+
+def site_pages(root: Path) -> list[str]:
+    """Every HTML page of the built site (not the theme's and Sphinx's own files under ``_*``)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.html")
+                  if not any(part.startswith("_") for part in p.relative_to(root).parts[:-1]))
+
+
+def summarize(found: dict[str, list[dict]]) -> list[str]:
+    """One line per (rule, impact): how many nodes on how many pages, and which pages."""
+    by_rule: dict[tuple[str, str], list] = {}
+    for name, violations in found.items():
+        for v in violations:
+            entry = by_rule.setdefault((v["id"], v["impact"]), [0, []])
+            entry[0] += len(v["nodes"])
+            entry[1].append(name)
+    return [f"{rule} ({impact}): {n} node(s) on {len(pages)} page(s): {', '.join(pages)}"
+            for (rule, impact), (n, pages) in sorted(by_rule.items())]
+
+
+def test_every_page_accessible(browser, server, html_root, axe_script):
+    pages = site_pages(html_root)
+    assert set(_pages()) <= set(pages), "the audit did not find every page the other tests read"
+    t0 = time.perf_counter()
+    found: dict[str, list[dict]] = {}
+    for name in pages:
+        with open_page(browser, urljoin(server, name)) as (page, *_):
+            found[name] = audit(page, axe_script)
+            # readers may choose (or their system may prefer) the theme's dark mode: its colours
+            # are html[data-theme=dark] rules, so the loaded page is switched and checked again
+            page.evaluate("() => { document.documentElement.dataset.theme = 'dark'; }")
+            found[f"{name} (dark)"] = audit(page, axe_script, only=("color-contrast",))
+    report = paths.build_dir() / "accessibility.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"pages": pages, "seconds": round(time.perf_counter() - t0, 1),
+                                  "excluded": EXCLUDED, "violations": found}, indent=1))
+    serious = {k: [v for v in vs if v["impact"] in FAILING] for k, vs in found.items()}
+    lesser = {k: [v for v in vs if v["impact"] not in FAILING] for k, vs in found.items()}
+    if any(lesser.values()):
+        warnings.warn("axe-core, moderate and minor (reported, not failed):\n  "
+                      + "\n  ".join(summarize(lesser)) + f"\n  details: {report}", stacklevel=1)
+    details = [f"  {name}: {v['id']} ({v['impact']}, {v['help']}): {node}"
+               for name, vs in serious.items() for v in vs for node in v["nodes"][:5]]
+    assert not details, ("axe-core found serious or critical violations:\n  "
+                         + "\n  ".join(summarize(serious)) + "\n" + "\n".join(details))
+
+
+# The audit must be able to fail: run it on small pages with known faults, and on their repairs.
+
+_PAGE = """<!doctype html><html lang="en"><head><title>probe</title></head>
+<body><main><h1>Probe</h1>{}</main></body></html>"""
+
+
+def test_audit_reports_low_contrast(browser, axe_script):
+    page = browser.new_page()
+    try:
+        page.set_content(_PAGE.format('<p style="color:#aaaaaa;background:#ffffff">faint text</p>'))
+        faint = audit(page, axe_script)
+        page.set_content(_PAGE.format('<p style="color:#222832;background:#ffffff">dark text</p>'))
+        dark = audit(page, axe_script)
+    finally:
+        page.close()
+    assert [(v["id"], v["impact"]) for v in faint] == [("color-contrast", "serious")]
+    assert dark == []
+
+
+def test_audit_reports_a_name_that_hides_the_visible_label(browser, axe_script):
+    page = browser.new_page()
+    try:
+        page.set_content(_PAGE.format('<button aria-label="Find">Search Ctrl+K</button>'))
+        bad = audit(page, axe_script)
+        page.set_content(_PAGE.format("<button>Search Ctrl+K</button>"))
+        good = audit(page, axe_script)
+    finally:
+        page.close()
+    assert ("label-content-name-mismatch", "serious") in [(v["id"], v["impact"]) for v in bad]
+    assert good == []
+
+
+def test_empty_pandas_headers_are_labelled(browser, axe_script):
+    """A DataFrame with a named two-level index, as pandas writes it, has empty header cells that axe
+    reports; after :func:`lib.book.sphinxext.label_empty_headers` it has none, and looks the same."""
+    import pandas as pd
+
+    from lib.book.sphinxext import label_empty_headers
+
+    index = pd.MultiIndex.from_tuples([("a", "x"), ("a", "y"), ("b", "x")], names=["study", "parameter"])
+    raw = pd.DataFrame({"value": [1, 2, 3], "error": [0.1, 0.2, 0.3]}, index=index).to_html()
+    style = "<style>.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0,0,0,0)}</style>"
+    page = browser.new_page()
+    try:
+        page.set_content(_PAGE.format(style + raw))
+        before, box_before = audit(page, axe_script), page.locator("table").bounding_box()
+        page.set_content(_PAGE.format(style + label_empty_headers(raw)))
+        after, box_after = audit(page, axe_script), page.locator("table").bounding_box()
+    finally:
+        page.close()
+    assert "empty-table-header" in [v["id"] for v in before]
+    assert after == []
+    assert box_before == box_after  # the labels take no room
+
+
+def test_empty_header_labels_name_each_cell():
+    """The corner above a named index takes the index's name, a cell of the index-names row takes
+    its column's label, an unnamed index's corner "index"; the body and full headers are untouched."""
+    import pandas as pd
+
+    from lib.book.sphinxext import label_empty_headers
+
+    hidden = '<th><span class="visually-hidden">{}</span></th>'
+    named = pd.DataFrame({"value": [1.5]}, index=pd.Index(["a"], name="study")).to_html()
+    fixed = label_empty_headers(named)
+    assert "<th></th>" in named and "<th></th>" not in fixed
+    assert hidden.format("study") in fixed and hidden.format("value") in fixed
+    assert fixed.split("</thead>")[1] == named.split("</thead>")[1]
+    plain = pd.DataFrame({"fast": [3]}, index=["n"]).to_html()
+    assert hidden.format("index") in label_empty_headers(plain)
+    full = pd.DataFrame({"fast": [3]}).to_html(index=False)
+    assert label_empty_headers(full) == full

@@ -7,10 +7,16 @@ disclosure: a plain-text citation and a BibTeX entry with the figure's number an
 chapter's title, the book's authors and version (``CITATION.cff``), the paper it illustrates, the
 commit and profile, and its URL when ``html.baseurl`` is set in ``_config.yml``. The figure keeps its
 stable anchor ``#fig-chNN-<figure id>``.
+
+It also repairs generated markup that assistive technology stumbles on (the browser test's
+axe-core audit finds it): the empty header cells of pandas tables in notebook outputs get a visually
+hidden label (:func:`label_empty_headers`), and a few fixed strings that docutils and myst-nb write
+are replaced in every page's body (:data:`_BODY_REPAIRS`).
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 from pathlib import Path
@@ -140,6 +146,101 @@ def _figure_links(app, doctree, docname):
         fig += nodes.raw("", html, format="html")
 
 
+_THEAD = re.compile(r"(<thead\b[^>]*>)(.*?)(</thead>)", re.S | re.I)
+_TBODY_ROW = re.compile(r"<tbody\b[^>]*>\s*<tr\b[^>]*>(.*?)</tr>", re.S | re.I)
+_ROW = re.compile(r"<tr\b[^>]*>.*?</tr>", re.S | re.I)
+_CELL = re.compile(r"<(th|td)\b([^>]*)>(.*?)</\1\s*>", re.S | re.I)
+_COLSPAN = re.compile(r"""colspan\s*=\s*["']?(\d+)""", re.I)
+
+
+def _span(attrs: str) -> int:
+    m = _COLSPAN.search(attrs)
+    return int(m.group(1)) if m else 1
+
+
+def _cell_text(inner: str) -> str:
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", inner))
+    return " ".join(text.replace("\xa0", " ").split())
+
+
+def label_empty_headers(markup: str) -> str:
+    """Give every empty header cell (``<th></th>``) of the HTML tables in ``markup`` a visually hidden
+    label, so that each column has a header a screen reader can announce.
+
+    pandas writes such cells in a DataFrame's header: the corner above the index (one per index level)
+    and, when the index is named, the cells beside the index names in the row that holds them. The
+    label of an empty cell is the nearest header text in its column: below it (the index name, for a
+    corner cell) or else above it (the column's label, for a cell of the index-names row); a corner
+    with no name anywhere in its column is labelled "index", any other cell "column <n>". Only the
+    ``<thead>`` is changed; everything else is returned byte for byte."""
+
+    def fix_table(m: re.Match) -> str:
+        rows = [list(_CELL.finditer(r.group(0))) for r in _ROW.finditer(m.group(2))]
+        grid: list[dict[int, str]] = []  # per header row: column -> header text
+        for cells in rows:
+            col, texts = 0, {}
+            for c in cells:
+                texts[col] = _cell_text(c.group(3))
+                col += _span(c.group(2))
+            grid.append(texts)
+        body = _TBODY_ROW.search(markup, m.end())
+        n_index = len(re.findall(r"<th\b", body.group(1).split("<td", 1)[0], re.I)) if body else 0
+
+        def label(r: int, col: int) -> str:
+            below = [g.get(col, "") for g in grid[r + 1:]]
+            above = [g.get(col, "") for g in grid[:r]][::-1]
+            text = next((t for t in below + above if t), "")
+            return text or ("index" if col < n_index else f"column {col + 1}")
+
+        out, pos = [], 0
+        section = m.group(2)
+        for r, row in enumerate(_ROW.finditer(section)):
+            col, row_start = 0, row.start()
+            for c in _CELL.finditer(row.group(0)):
+                if c.group(1).lower() == "th" and not _cell_text(c.group(3)):
+                    out.append(section[pos:row_start + c.start()])
+                    hidden = html_lib.escape(label(r, col), quote=False)
+                    out.append(f'<th{c.group(2)}><span class="visually-hidden">{hidden}</span></th>')
+                    pos = row_start + c.end()
+                col += _span(c.group(2))
+        out.append(section[pos:])
+        return m.group(1) + "".join(out) + m.group(3)
+
+    return _THEAD.sub(fix_table, markup)
+
+
+def _label_output_tables(app, doctree, docname):
+    """Notebook outputs are raw HTML (pandas tables among them): label their empty header cells."""
+    if app.builder.format != "html":
+        return
+    for node in list(doctree.findall(nodes.raw)):
+        if "html" not in node.get("format", "").split() or "<th" not in node.astext():
+            continue
+        fixed = label_empty_headers(node.astext())
+        if fixed != node.astext():
+            node[0] = nodes.Text(fixed)
+
+
+#: exact strings of the page body that other packages write, and their accessible replacements
+_BODY_REPAIRS = (
+    # docutils: each bibliography entry is a <div role="doc-biblioentry"> in a <div role="list">;
+    # ARIA deprecates that role, and a list must contain list items (axe aria-required-children)
+    ('role="doc-biblioentry"', 'role="listitem"'),
+    # myst-nb: a hidden cell's <summary> shows "Show code cell source" but was named "Toggle hidden
+    # content" (WCAG 2.5.3, axe label-content-name-mismatch); without the label its text names it
+    ('<summary aria-label="Toggle hidden content">', "<summary>"),
+)
+
+
+def _repair_body(app, pagename, templatename, context, doctree):
+    """Replace the markup of :data:`_BODY_REPAIRS` in the rendered body of every page."""
+    body = context.get("body")
+    if not body:
+        return
+    for old, new in _BODY_REPAIRS:
+        body = body.replace(old, new)
+    context["body"] = body
+
 def _escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -179,5 +280,7 @@ def setup(app):
     app.add_config_value("ib_staged", False, "env")
     app.connect("config-inited", _require_staged)
     app.connect("doctree-resolved", _figure_links)
+    app.connect("doctree-resolved", _label_output_tables)
+    app.connect("html-page-context", _repair_body)
     app.connect("html-page-context", _dedupe_scripts, priority=1)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
