@@ -22,7 +22,7 @@ def test_every_chapter_and_appendix_is_rendered(book_html):
         assert page is not None, f"{stem} was not rendered"
         assert "How this page was computed" in page and "profile <strong>fast</strong>" in page
         assert "&lt;Figure size" not in page, f"{stem}: a figure was rendered as text"
-    for name in ("intro", "appendix-claims", "appendix-reproducibility", "appendix-figures", "bibliography"):
+    for name in ("intro", "appendix-claims", "appendix-results", "appendix-reproducibility", "appendix-figures", "bibliography"):
         assert f"book/{name}.html" in pages
 
 

@@ -106,7 +106,7 @@ def open_page(browser, url):
 
 def _pages():
     return ["book/intro.html"] + [f"book/{s}.html" for s in chapters.chapters()] + [
-        "book/appendix-claims.html", "book/appendix-reproducibility.html", "book/appendix-figures.html",
+        "book/appendix-claims.html", "book/appendix-results.html", "book/appendix-reproducibility.html", "book/appendix-figures.html",
         "book/bibliography.html"]
 
 

@@ -72,9 +72,13 @@ def _launch_line(stem: str, repository: tuple[str, str]) -> str:
     )
 
 
-def _stage_notebook(src: Path, dst: Path, rec: dict[str, Any], repository: tuple[str, str]) -> None:
+def _stage_notebook(
+    src: Path, dst: Path, rec: dict[str, Any], repository: tuple[str, str], claim_set: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Copy an executed notebook into the site: the parameters cell shows the values this execution
-    ran with (papermill's separate injected cell is folded into it) and the run banner precedes it."""
+    ran with (papermill's separate injected cell is folded into it) and the run banner precedes it;
+    the claim cells and the parameter listing are folded away (:func:`fold_claim_cells`,
+    :func:`fold_parameter_listing`). Returns the staged notebook."""
     import re
 
     import nbformat
@@ -98,7 +102,165 @@ def _stage_notebook(src: Path, dst: Path, rec: dict[str, Any], repository: tuple
         nb.cells[idx].source = "\n".join(lines)
         del nb.cells[inj]
     nb.cells.insert(idx, nbformat.v4.new_markdown_cell(_banner(rec, repository)))
+    fold_claim_cells(nb, rec["chapter"], claim_set or {})
+    fold_parameter_listing(nb)
     nbformat.write(nb, dst)
+    return nb
+
+
+#: A cell that checks claims: ``ctx.claim("<id>", ...)``, the id a string literal.
+_CLAIM_CALL = re.compile(r"\bctx\.claim\(")
+_CLAIM_ID = re.compile(r"""\bctx\.claim\(\s*(["'])([^"'\n]+)\1""")
+#: The cell that lists a chapter's parameters: ``describe(P)`` or ``chNN.describe(P)``.
+_DESCRIBE = re.compile(r"(?:^|[\s.])describe\(P\)")
+#: Tags with which a cell's input is already out of sight.
+_INPUT_HIDDEN = {"hide-input", "remove-input", "hide-cell", "remove-cell"}
+
+
+def _add_tag(cell: Any, tag: str) -> None:
+    tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+    if tag not in tags:
+        tags.append(tag)
+
+
+def _claim_from_record(d: dict[str, Any]) -> Any:
+    """The :class:`lib.book.claims.Claim` a claims record (``to_json``) holds, to print its line again."""
+    import dataclasses
+
+    from .claims import Claim, Control
+
+    names = {f.name for f in dataclasses.fields(Claim)}
+    kw = {k: v for k, v in d.items() if k in names}
+    for k in ("measured", "expected", "tol", "lower", "upper"):
+        if isinstance(kw.get(k), str):  # inf and nan are stored as text
+            kw[k] = float(kw[k])
+    ctl = kw.get("control")
+    if ctl:
+        kw["control"] = Control(ctl["description"], float(ctl["measured"]), ctl.get("passed", False))
+    return Claim(**kw)
+
+
+def claim_source(where: str) -> str:
+    """Whose statement a claim checks, read from its ``where=`` text: ``"numerics"`` when it checks
+    the book's numerics (a solver, a cross-check, an estimate, an RK4 check, or says "numerics"),
+    ``"book"`` when it names the book ("book's derivation", "book's construction", "book's
+    experiment", ...), ``"paper"`` when it names only a part of the paper (a row of its table, its
+    abstract, its main result)."""
+    w = where.lower()
+    if re.search(r"\bnumerics\b|\bsolvers?\b|cross-check|\brk4 check\b|\bestimate\b", w):
+        return "numerics"
+    if re.search(r"\bbook\b|\bbook's\b", w):
+        return "book"
+    return "paper"
+
+
+SOURCES = {"paper": "paper", "book": "book's derivation", "numerics": "numerics"}
+
+
+def claims_line_html(stem: str, checked: list[Any]) -> str:
+    """The compact line that stands for a claim cell's output: "✓ checked: N claims", expanding to
+    one line per claim (its id a link to its row in Appendix A), with an anchor ``at-<id>`` per claim
+    that the appendix row links back to."""
+    from html import escape
+
+    from .claims import fmt_value
+
+    n = len(checked)
+    ident = sum(c.kind == "identity" for c in checked)
+    if ident == n:
+        label = f"✓ checked: {n} {'identity' if n == 1 else 'identities'}"
+    else:
+        label = f"✓ checked: {n} claim{'s' if n != 1 else ''}" + (
+            f" ({ident} of them {'an identity' if ident == 1 else 'identities'})" if ident else "")
+    items = []
+    for c in checked:
+        r = c.resolution()
+        text = (f'<a href="appendix-claims.html#claim-{escape(c.id)}"><code>{escape(c.id)}</code></a> '
+                f"({escape(c.kind)}): {escape(c.statement)}. Measured m = {escape(fmt_value(c.measured, r))}; "
+                f"criterion <code>{escape(c.criterion())}</code>")
+        if c.control is not None:
+            verdict = "passes too" if c.control.passed else "fails, as it must"
+            text += (f"; control, {escape(c.control.description)}: "
+                     f"m = {escape(fmt_value(c.control.measured, r))}, {verdict}")
+        items.append(f"<li>{text}.</li>")
+    anchors = "".join(f'<span id="at-{escape(c.id)}"></span>' for c in checked)
+    body = "\n".join(items)
+    return (f'<div class="ib-checked">{anchors}<details><summary>{escape(label)}</summary>\n'
+            f"<ul>\n{body}\n</ul></details></div>\n")
+
+
+def fold_claim_cells(nb: Any, stem: str, claim_set: dict[str, Any]) -> int:
+    """Fold the claim cells of a staged notebook: each code cell that calls ``ctx.claim(`` gets the
+    ``hide-input`` tag, and the ``[PASS] ...`` lines it printed give way to one compact line
+    (:func:`claims_line_html`) built from the run's claims record ``claim_set``.
+
+    Raises ``ValueError`` when the cell, its output and the record disagree: a claim id that is not a
+    string literal, a claim of the cell missing from the record or failed there, a printed line that
+    is not the record's, or a claim of the record that no cell checks. Returns the number of claims."""
+    import nbformat
+
+    by_id = {d["id"]: d for d in claim_set.get("claims", [])}
+    placed: list[str] = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not _CLAIM_CALL.search(cell.source):
+            continue
+        where = f"{stem}, cell {i}"
+        ids = [m.group(2) for m in _CLAIM_ID.finditer(cell.source)]
+        if len(ids) != len(_CLAIM_CALL.findall(cell.source)):
+            raise ValueError(f"{where}: a ctx.claim call whose id is not a string literal; "
+                             "the claims line cannot be matched with the claims record")
+        checked = []
+        for cid in ids:
+            if cid not in by_id:
+                raise ValueError(f"{where}: claim {cid!r} is checked in the cell but missing from the claims "
+                                 "record; re-execute the chapter")
+            if not by_id[cid].get("passed"):
+                raise ValueError(f"{where}: claim {cid!r} did not pass in the claims record")
+            checked.append(_claim_from_record(by_id[cid]))
+        out = "".join(o.get("text", "") for o in cell.outputs
+                      if o.get("output_type") == "stream" and o.get("name") == "stdout")
+        printed = out
+        for c in checked:
+            line = c.summary() + "\n"
+            if line not in out:
+                raise ValueError(f"{where}: the output does not show claim {c.id!r} as its record has it "
+                                 f"(expected the line {c.summary().splitlines()[0]!r}); re-execute the chapter")
+            out = out.replace(line, "", 1)
+        outputs = []
+        for o in cell.outputs:
+            if o.get("output_type") == "stream" and o.get("name") == "stdout":
+                if out.strip():  # anything else the cell printed stays, once
+                    outputs.append(nbformat.v4.new_output("stream", name="stdout", text=out))
+                    out = ""
+                continue
+            outputs.append(o)
+        outputs.append(nbformat.v4.new_output(
+            "display_data", data={"text/html": claims_line_html(stem, checked), "text/plain": printed}))
+        cell.outputs = outputs
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if not tags & _INPUT_HIDDEN:
+            _add_tag(cell, "hide-input")
+        placed += ids
+    missing = [cid for cid in by_id if cid not in placed]
+    if missing:
+        raise ValueError(f"{stem}: claims {missing} are in the claims record but no cell checks them")
+    return len(placed)
+
+
+def fold_parameter_listing(nb: Any) -> bool:
+    """Give the cell that lists the chapter's parameters (``describe(P)``) the ``hide-output`` tag."""
+    found = False
+    for cell in nb.cells:
+        if cell.cell_type == "code" and _DESCRIBE.search(cell.source):
+            _add_tag(cell, "hide-output")
+            found = True
+    return found
+
+
+def visible_code_lines(nb: Any) -> int:
+    """Lines of code a reader sees without a click: code cells whose input is not hidden."""
+    return sum(len(c.source.splitlines()) for c in nb.cells if c.cell_type == "code"
+               and not set(c.get("metadata", {}).get("tags", [])) & _INPUT_HIDDEN)
 
 
 def _fmt(x: Any) -> str:
@@ -119,20 +281,56 @@ def _control_cell(c: dict[str, Any]) -> str:
     return f"{ctl['description']}: {_fmt(ctl['measured'])}, {verdict}"
 
 
+def _chapter_title(stem: str) -> str:
+    """A chapter's title (its first ``# `` heading), or its stem when the source is not there."""
+    f = paths.root() / BOOK_DIR / f"{stem}.md"
+    m = re.search(r"^# (.+)$", f.read_text(), flags=re.M) if f.exists() else None
+    return m.group(1).strip() if m else stem
+
+
+def _claims_filter_form(stems: list[str]) -> list[str]:
+    """The filter of Appendix A as raw HTML: hidden until the script (:data:`CLAIMS_JS`) shows it, so
+    that without JavaScript the page is the full tables."""
+    from html import escape
+
+    chapters_opts = "".join(f'<option value="{escape(s)}">{int(s[:2]) if s[:2].isdigit() else s}. '
+                            f"{escape(_chapter_title(s))}</option>" for s in stems)
+    source_opts = "".join(f'<option value="{k}">{v}</option>' for k, v in SOURCES.items())
+    return [
+        '<form id="ib-claims-filter" class="ib-claims-filter" hidden>',
+        f'<label>Chapter <select name="chapter"><option value="">all chapters</option>{chapters_opts}</select></label>',
+        '<label>Kind <select name="kind"><option value="">evidence and identities</option>'
+        '<option value="evidence">evidence</option><option value="identity">identities</option></select></label>',
+        f'<label>Source <select name="source"><option value="">all sources</option>{source_opts}</select></label>',
+        '<output id="ib-claims-count" aria-live="polite"></output>',
+        "</form>",
+        "",
+    ]
+
+
 def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, Any]]) -> str:
     """The claims appendix: one table per chapter, every measured value as a number, each evidence
-    claim with the wrong ingredient it rules out (its negative control) and that control's value."""
+    claim with the wrong ingredient it rules out (its negative control) and that control's value.
+
+    Each row has the anchor ``claim-<id>``, links to the place ``at-<id>`` where its chapter checks
+    it, and carries its chapter, kind and source (:func:`claim_source`) for the page's filter."""
     lines = []
     total = sum(c.get("n_claims", 0) for c in claim_sets.values())
     passed = sum(c.get("n_passed", 0) for c in claim_sets.values())
     cl = [c for cs in claim_sets.values() for c in cs.get("claims", [])]
     evidence = [c for c in cl if c.get("kind", "evidence") == "evidence"]
     controlled = [c for c in evidence if c.get("control") and not c["control"].get("passed")]
+    by_source = {k: sum(claim_source(c.get("where", "")) == k for c in cl) for k in SOURCES}
     lines.append(
         f"**{passed} of {total} claims pass** in this build: {len(evidence)} evidence claims, "
         f"{len(controlled)} of them with a negative control that fails as it must, and "
-        f"{len(cl) - len(evidence)} identities (algebraic or structural checks, not counted as evidence).\n"
+        f"{len(cl) - len(evidence)} identities (algebraic or structural checks, not counted as evidence). "
+        f"By source: {by_source['paper']} name a part of a paper, {by_source['book']} the book's own "
+        f"derivation, construction or experiment, and {by_source['numerics']} the book's numerics.\n"
     )
+    lines.append('Every claim as data, one row per claim: <a href="../claims.csv" download>claims.csv</a> · '
+                 '<a href="../claims.json">claims.json</a> (with every digit, the tolerances and the controls).\n')
+    lines += _claims_filter_form([r["chapter"] for r in runs])
     for rec in runs:
         stem = rec["chapter"]
         cs = claim_sets.get(stem, {})
@@ -144,11 +342,12 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
         lines += [
             ":::{list-table}",
             ":header-rows: 1",
-            ":widths: 4 36 18 18 10 14",
+            ":widths: 4 32 10 17 17 9 11",
             ":class: ib-claims",
             "",
-            "* - ",
+            '* - <span class="visually-hidden">status</span>',
             "  - claim",
+            "  - kind, source",
             "  - rules out (negative control)",
             "  - paper",
             "  - measured",
@@ -157,13 +356,19 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
         for c in cs.get("claims", []):
             mark = "✓" if c["passed"] else "✗ FAIL"
             stmt = c["statement"].replace("\n", " ")
+            kind = c.get("kind", "evidence")
+            source = claim_source(c.get("where", ""))
             vals = ""
             if c.get("values"):
                 vals = "<br><small>" + "; ".join(f"{k} = {_fmt(v)}" for k, v in c["values"].items()) + "</small>"
             paper = f"{{cite:t}}`{c['paper']}`, {c['where']}" if c.get("paper") else c.get("where", "")
+            anchor = (f'<span id="claim-{c["id"]}" class="ib-claim" data-chapter="{stem}" data-kind="{kind}" '
+                      f'data-source="{source}"></span>')
             lines += [
                 f"* - {mark}",
-                f'  - <span id="claim-{c["id"]}"></span>{stmt} <br><small>`{c["id"]}`</small>{vals}',
+                f'  - {anchor}{stmt} <br><small>`{c["id"]}` · <a href="{stem}.html#at-{c["id"]}">where the '
+                f"chapter checks it</a></small>{vals}",
+                f"  - {kind}<br><small>{SOURCES[source]}</small>",
                 f"  - {_control_cell(c)}",
                 f"  - {paper}",
                 f"  - {_fmt(c['measured'])}",
@@ -171,6 +376,123 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
             ]
         lines += [":::", ""]
     return "\n".join(lines)
+
+
+#: The columns of ``claims.csv``, one row per claim.
+CSV_COLUMNS = ("chapter", "id", "statement", "kind", "source", "paper", "where", "measured", "criterion",
+               "expected", "tol", "rel", "lower", "upper", "strict", "control", "control_measured",
+               "control_passed", "passed", "chapter_page")
+
+
+def claims_csv(claim_sets: dict[str, dict[str, Any]]) -> str:
+    """Every claim of the build as CSV, one row per claim (:data:`CSV_COLUMNS`); ``chapter_page`` is
+    the place in the site where the chapter checks it."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for stem, cs in claim_sets.items():
+        for c in cs.get("claims", []):
+            ctl = c.get("control") or {}
+            row = {k: c.get(k) for k in CSV_COLUMNS}
+            row.update(chapter=stem, kind=c.get("kind", "evidence"), source=claim_source(c.get("where", "")),
+                       control=ctl.get("description", ""), control_measured=ctl.get("measured", ""),
+                       control_passed=ctl.get("passed", ""), chapter_page=f"book/{stem}.html#at-{c['id']}")
+            w.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()
+
+
+#: Appendix A's filter: hides the rows (and the chapters' sections) the chosen chapter, kind and source
+#: exclude; without it the page shows every table in full. Shipped with the site in ``_static``.
+CLAIMS_JS = """// Appendix A: filter the claims tables by chapter, kind and source (lib/book/site.py writes this file).
+document.addEventListener("DOMContentLoaded", function () {
+  var form = document.getElementById("ib-claims-filter");
+  if (!form) return;
+  var keys = ["chapter", "kind", "source"];
+  var rows = Array.prototype.slice.call(document.querySelectorAll("table.ib-claims tbody tr"));
+  function apply() {
+    var shown = 0;
+    rows.forEach(function (tr) {
+      var d = tr.querySelector("span.ib-claim");
+      var ok = !d || keys.every(function (k) { return !form.elements[k].value || d.dataset[k] === form.elements[k].value; });
+      tr.style.display = ok ? "" : "none";
+      if (ok && d) shown += 1;
+    });
+    document.querySelectorAll("table.ib-claims").forEach(function (t) {
+      var any = Array.prototype.some.call(t.querySelectorAll("tbody tr"), function (tr) { return tr.style.display !== "none"; });
+      var sec = t.closest("section");
+      if (sec) sec.style.display = any ? "" : "none";
+    });
+    document.getElementById("ib-claims-count").textContent = shown + " of " + rows.length + " claims shown";
+  }
+  form.addEventListener("change", apply);
+  form.addEventListener("submit", function (e) { e.preventDefault(); });
+  form.hidden = false;
+  apply();
+});
+"""
+
+#: The look of the compact claims line of the chapters and of Appendix A's filter.
+CLAIMS_CSS = """/* The chapters' compact claims lines and Appendix A's filter (lib/book/site.py writes this file). */
+.ib-checked { font-size: 0.9em; margin: 0.2em 0; }
+.ib-checked summary { cursor: pointer; }
+.ib-checked ul { margin: 0.3em 0 0.3em 1.2em; padding: 0; }
+.ib-checked code { white-space: normal; word-break: break-word; }
+form.ib-claims-filter { display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; align-items: center; margin: 0.8em 0; }
+form.ib-claims-filter[hidden] { display: none; }
+"""
+
+
+def _prf_blocks(src: str) -> list[dict[str, str]]:
+    """The sphinx-proof blocks of a chapter's source except proofs: kind, title and ``:label:``, in
+    order (fences of backticks or colons, three or more)."""
+    out = []
+    for m in re.finditer(r"^(`{3,}|:{3,})\{prf:(\w+)\}[ \t]*(.*)\n((?:[ \t]*:[\w-]+:.*\n)*)", src, flags=re.M):
+        if m.group(2) == "proof":
+            continue
+        label = re.search(r":label:\s*(\S+)", m.group(4))
+        out.append({"kind": m.group(2), "title": m.group(3).strip(), "label": label.group(1) if label else "",
+                    "line": str(src.count("\n", 0, m.start()) + 1)})
+    return out
+
+
+def result_attribution(title: str) -> str:
+    """Whose result a block states, from the mark that closes its title: "(paper)", "(book's
+    derivation)" or "(book's ...)", "(recalled)" (a result quoted from the literature)."""
+    m = re.search(r"\(([^()]*)\)\s*$", title)
+    mark = m.group(1).strip().lower() if m else ""
+    if mark == "paper":
+        return "paper"
+    if mark.startswith("book's") or mark == "book":
+        return "book's derivation"
+    if mark == "recalled":
+        return "recalled from the literature"
+    return "not marked"
+
+
+def results_markdown(stems: list[str]) -> str:
+    """The List of results: per chapter, every theorem, proposition, lemma, corollary, definition,
+    remark, ... of its source, with its number as rendered and a link (``{prf:ref}``), its title and
+    whose result it is (:func:`result_attribution`). Raises ``ValueError`` for a block without a
+    ``:label:`` (it could not be linked)."""
+    lines = []
+    for stem in stems:
+        blocks = _prf_blocks((paths.root() / BOOK_DIR / f"{stem}.md").read_text())
+        if not blocks:
+            continue
+        unlabelled = [f"line {b['line']} ({b['kind']})" for b in blocks if not b["label"]]
+        if unlabelled:
+            raise ValueError(f"{stem}: sphinx-proof blocks without a :label: ({', '.join(unlabelled)}); "
+                             "label every result so that the List of results can link to it")
+        lines += [f"## {{doc}}`{stem}`", "", ":::{list-table}", ":header-rows: 1", ":widths: 20 55 25",
+                  ":class: ib-results", "", "* - result", "  - title", "  - whose result"]
+        for b in blocks:
+            lines += [f"* - {{prf:ref}}`{b['label']}`", f"  - {b['title'] or '(untitled)'}",
+                      f"  - {result_attribution(b['title'])}"]
+        lines += [":::", ""]
+    return "\n".join(lines) + "\n"
 
 
 def figures_markdown(runs: list[dict[str, Any]], figures_dir: Path) -> str:
@@ -307,17 +629,20 @@ def stage(
     (extra_dir / "sources").mkdir(parents=True)
     claim_sets = {}
     for e in executions:
-        _stage_notebook(e.notebook, site / BOOK_DIR / f"{e.stem}.ipynb", e.record, repository)
+        cpath = e.notebook.parent / f"{e.stem}.claims.json"
+        claim_sets[e.stem] = json.loads(cpath.read_text()) if cpath.exists() else {}
+        _stage_notebook(e.notebook, site / BOOK_DIR / f"{e.stem}.ipynb", e.record, repository, claim_sets[e.stem])
         fig = e.notebook.parent / "figures" / e.stem
         if fig.exists():
             shutil.copytree(fig, extra_dir / "figures" / e.stem)
         shutil.copy(root / BOOK_DIR / f"{e.stem}.md", extra_dir / "sources" / f"{e.stem}.md")
         shutil.copy(e.notebook, extra_dir / "sources" / f"{e.stem}.ipynb")
-        cpath = e.notebook.parent / f"{e.stem}.claims.json"
-        claim_sets[e.stem] = json.loads(cpath.read_text()) if cpath.exists() else {}
     runs = [e.record for e in executions]
     gen = site / BOOK_DIR / "_generated"
     (gen / "claims.md").write_text(claims_markdown(runs, claim_sets))
+    (gen / "results.md").write_text(results_markdown([e.stem for e in executions]))
+    (site / "_static" / "ib-claims.js").write_text(CLAIMS_JS)
+    (site / "_static" / "ib-claims.css").write_text(CLAIMS_CSS)
     (gen / "runs.md").write_text(runs_markdown(runs))
     (gen / "recorded-full.md").write_text(recorded_markdown("full"))
     (gen / "status.md").write_text(status_markdown(runs))
@@ -328,7 +653,10 @@ def stage(
     (gen / "scaling.md").write_text(
         bench.scaling_markdown(root / "benchmarks") or "No scaling measurement is stored with this version.\n"
     )
-    paths.atomic_write_json(extra_dir / "claims.json", {"profile": profile, "chapters": claim_sets})
+    with_source = {stem: {**cs, "claims": [{**c, "source": claim_source(c.get("where", ""))}
+                                            for c in cs.get("claims", [])]} for stem, cs in claim_sets.items()}
+    paths.atomic_write_json(extra_dir / "claims.json", {"profile": profile, "chapters": with_source})
+    (extra_dir / "claims.csv").write_text(claims_csv(claim_sets))
     return site
 
 
@@ -346,7 +674,9 @@ def render(site: Path, path_output: Path, *, strict: bool = True) -> Path:
     ``-W`` sees every warning); skipped when the site is byte for byte the one rendered there last."""
     html = path_output / "_build" / "html"
     stamp = html / ".ib-site-hash"
-    digest = _tree_hash(site) + ("-strict" if strict else "")
+    # the extension shapes every page too: a change to it alone must re-render
+    ext = hashlib.sha256(Path(__file__).with_name("sphinxext.py").read_bytes()).hexdigest()[:12]
+    digest = f"{_tree_hash(site)}-{ext}" + ("-strict" if strict else "")
     if stamp.exists() and stamp.read_text() == digest and (html / "index.html").exists():
         print(f"Book unchanged since its last rendering: {html / 'index.html'}", flush=True)
         return html
