@@ -18,11 +18,11 @@ def fc_gamma(res: dict) -> plt.Figure:
         target = res["gamma_svm"] / L ** (L / 2)
         g = c["gamma"] / target
         ax.plot(c["steps"], g, color=PAL[i], lw=0.8, alpha=0.6)
-        ax.plot([], [], color=PAL[i], label=f"depth L = {L} ({g.shape[1]} inits)")
-    ax.axhline(1.0, color="k", ls="--", lw=1, label=r"$\gamma_{\mathrm{SVM}} / L^{L/2}$")
+        ax.plot([], [], color=PAL[i], label=f"depth N = {L} ({g.shape[1]} inits)")
+    ax.axhline(1.0, color="k", ls="--", lw=1, label=r"$\gamma_{\mathrm{SVM}} / N^{N/2}$")
     ax.set_ylim(0.0, 1.1)
     ax.set_xlabel("step k")
-    ax.set_ylabel(r"$\gamma(\theta_k)\; / \;(\gamma_{\mathrm{SVM}} / L^{L/2})$")
+    ax.set_ylabel(r"$\gamma(\theta_k)\; / \;(\gamma_{\mathrm{SVM}} / N^{N/2})$")
     ax.legend(loc="lower right")
     return fig
 

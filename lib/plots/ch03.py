@@ -30,9 +30,9 @@ def fig_weight(triples: dict[str, tuple[list[float], list[float]]]):
                           ("l1", "yellow", r"$1+|p|$ ($|w|+|b|$ penalty)"), ("free", "red", r"$1$ (biases free)")):
         ax0.plot(p, mn.weight(p, pen), color=COLORS[col], label=lab)
     ax0.set_xlabel("kink position $p = -b/w$")
-    ax0.set_ylabel("cost per unit slope jump $W(p)$")
+    ax0.set_ylabel("cost per unit slope jump $\\rho(p)$")
     ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
-    ax0.set_title("one neuron: $|a|\\,\\|(w,b)\\| = |s|\\,W(p)$")
+    ax0.set_title("one neuron: $|a|\\,\\|(w,b)\\| = |s|\\,\\rho(p)$")
     for (name, (x, y)), col in zip(triples.items(), ("blue", "purple", "green")):
         x, y = np.asarray(x, float), np.asarray(y, float)
         kappa = abs(mn.secants(x, y)[1][0])
@@ -148,7 +148,7 @@ def fig_dual_certificate(c: dict[str, Any]):
     ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     ax0.set_title("two curvatures after $x_1 x_2 < -1$")
     p = c["dual_grid"]
-    ax1.plot(p, mn.weight(p, "l2"), color="black", ls="--", lw=1.2, label="$W(p) = \\sqrt{1+p^2}$")
+    ax1.plot(p, mn.weight(p, "l2"), color="black", ls="--", lw=1.2, label="$\\rho(p) = \\sqrt{1+p^2}$")
     ax1.plot(p, c["dual"], color=COLORS["blue"], label="certified dual function $g_\\lambda(p)$")
     q = c["l2"]["kinks"]
     ax1.plot(q, mn.weight(q, "l2"), ls="none", marker="v", color=COLORS["blue"], markeredgecolor="black", markersize=7,
@@ -156,7 +156,7 @@ def fig_dual_certificate(c: dict[str, Any]):
     for v in c["x"]:
         ax1.axvline(v, color="gray", lw=0.6, ls=":")
     ax1.set_xlabel("kink position $p$")
-    ax1.set_title("certificate touches $W$ at the kinks")
+    ax1.set_title("certificate touches $\\rho$ at the kinks")
     ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     panel_labels((ax0, ax1))
     return fig
@@ -186,7 +186,7 @@ def fig_sparsity_map(df: pd.DataFrame):
         if "straddling" in M.columns:
             ax.axvline(M.shape[1] - 1.5, color="white", lw=2)
         ax.set_xlabel("centre of the data (last column: an interval with $x_i x_{i+1} < -1$)")
-        ax.set_ylabel("longest same-sign\nrun $L$ of $\\kappa_i$")
+        ax.set_ylabel("longest same-sign\nrun $\\ell$ of $\\kappa_i$")
         ax.set_title(title)
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
