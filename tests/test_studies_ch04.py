@@ -125,7 +125,7 @@ def test_grid_measures():
     assert G["spurious"] == pytest.approx(1e-3) and G["spurious_control"] == pytest.approx(5.0)
     assert G["erank_dev"] == pytest.approx(0.05) and G["erank_dev_control"] == pytest.approx(37.1)
     assert G["sv_dev"] == pytest.approx(1e-3) and G["sv_dev_control"] == pytest.approx(0.5)
-    assert G["frozen"] == 0.0 and G["floor"] == P.grid.lr_adam**2
+    assert G["frozen"] == 0.0 and G["floor"] == P.grid.lr_adam**2 + P.grid.lam**2
     # a depth-1 model that does not complete, or keeps a spurious direction, fails the same criteria
     bad = res.grid_measures(*_grid(d1_test=1e-2, d1_spurious=1.0), P)
     assert bad["completes"] > bad["floor"] and bad["spurious"] > bad["spurious_bound"]

@@ -166,7 +166,8 @@ def grid_measures(grid_result: dict, base: pd.DataFrame, P: ch04.Params) -> dict
     """The main study's claims, each with its control (suffix ``_control``): depth 2 over depth 3 under
     GD at 2x the dof (control: the nuclear norm in place of depth 3); the nuclear norm over depth 3
     (control: depth 2 in place of depth 3); depth 1 + ratio + Adam's completion (largest test error at
-    3x, median at 2x; control: no penalty), its ``(r+1)``-th singular value at 3x (control: no penalty),
+    3x, median at 2x, against the floor ``lr^2 + lam^2``: Adam's jitter and the penalty's bias; control:
+    no penalty), its ``(r+1)``-th singular value at 3x (control: no penalty),
     its median test error over depth 3's at 2x and 3x (control: no penalty), its effective rank and top
     singular values at 3x against ``W*`` (controls: no penalty); the runs at 1.5x (largest
     ``sigma_1(W)/sigma_1(W*)``, runs flagged as runaway); Adam without the penalty's largest movement of
@@ -195,7 +196,7 @@ def grid_measures(grid_result: dict, base: pd.DataFrame, P: ch04.Params) -> dict
         completes=max(float(hi1.test.max()), _median(d1, mid)),
         completes_control=min(float(d1n[d1n.m == m].test.min()) for m in (mid, hi)),
         d1_median={m: _median(d1, m) for m in g.penalty_m}, d1_largest_mid=float(d1[d1.m == mid].test.max()),
-        floor=g.lr_adam**2, spurious_bound=2 * g.lr_adam * g.n**0.5,
+        floor=g.lr_adam**2 + g.lam**2, spurious_bound=2 * g.lr_adam * g.n**0.5,
         spurious=float(hi1[s_next].max()), spurious_control=float(hin[s_next].min()),
         spurious_by_seed=hi1[s_next].to_dict(),
         d1_over_d3=max(_median(d1, m) / _median(d3, m) for m in (mid, hi)),
