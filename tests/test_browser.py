@@ -253,30 +253,24 @@ _PAGE = """<!doctype html><html lang="en"><head><title>probe</title></head>
 <body><main><h1>Probe</h1>{}</main></body></html>"""
 
 
-def test_audit_reports_low_contrast(browser, axe_script):
+def _audit_html(browser, axe_script, body: str) -> list[dict]:
     page = browser.new_page()
     try:
-        page.set_content(_PAGE.format('<p style="color:#aaaaaa;background:#ffffff">faint text</p>'))
-        faint = audit(page, axe_script)
-        page.set_content(_PAGE.format('<p style="color:#222832;background:#ffffff">dark text</p>'))
-        dark = audit(page, axe_script)
+        page.set_content(_PAGE.format(body))
+        return audit(page, axe_script)
     finally:
         page.close()
-    assert [(v["id"], v["impact"]) for v in faint] == [("color-contrast", "serious")]
-    assert dark == []
 
 
-def test_audit_reports_a_name_that_hides_the_visible_label(browser, axe_script):
-    page = browser.new_page()
-    try:
-        page.set_content(_PAGE.format('<button aria-label="Find">Search Ctrl+K</button>'))
-        bad = audit(page, axe_script)
-        page.set_content(_PAGE.format("<button>Search Ctrl+K</button>"))
-        good = audit(page, axe_script)
-    finally:
-        page.close()
-    assert ("label-content-name-mismatch", "serious") in [(v["id"], v["impact"]) for v in bad]
-    assert good == []
+@pytest.mark.parametrize("fault, faulty, repaired", [
+    (("color-contrast", "serious"), '<p style="color:#aaaaaa;background:#ffffff">faint text</p>',
+     '<p style="color:#222832;background:#ffffff">dark text</p>'),
+    (("label-content-name-mismatch", "serious"), '<button aria-label="Find">Search Ctrl+K</button>',
+     "<button>Search Ctrl+K</button>"),
+], ids=["low-contrast", "name-hides-visible-label"])
+def test_audit_reports_a_known_fault_and_passes_its_repair(browser, axe_script, fault, faulty, repaired):
+    assert fault in [(v["id"], v["impact"]) for v in _audit_html(browser, axe_script, faulty)]
+    assert _audit_html(browser, axe_script, repaired) == []
 
 
 def test_empty_pandas_headers_are_labelled(browser, axe_script):
