@@ -66,12 +66,12 @@ def test_check_positive_accepts():
 
 def test_claims_pass_fail_and_json(tmp_build):
     reg = claims.ClaimRegistry("99-test", {"profile": "fast"})
-    c = reg.check("a", "close", paper="k", where="w", kind="identity", measured=1.0 + 1e-9, expected=1.0, tol=1e-8)
+    c = reg.check("a", "close", paper="k", where="w", source="paper", kind="identity", measured=1.0 + 1e-9, expected=1.0, tol=1e-8)
     assert c.passed and "|m - 1| <= 1e-08" == c.criterion()
-    reg.check("b", "bounded", paper="k", where="w", kind="identity", measured=np.float64(1.5), lower=1, upper=2,
+    reg.check("b", "bounded", paper="k", where="w", source="paper", kind="identity", measured=np.float64(1.5), lower=1, upper=2,
               values={"x": np.float32(2.5)})
     with pytest.raises(claims.ClaimFailed, match="FAIL"):
-        reg.check("c", "strict", paper="k", where="w", kind="identity", measured=2.0, lower=1, upper=2, strict=True)
+        reg.check("c", "strict", paper="k", where="w", source="paper", kind="identity", measured=2.0, lower=1, upper=2, strict=True)
     data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
     assert data["n_claims"] == 3 and data["n_passed"] == 2
     assert [c["passed"] for c in data["claims"]] == [True, True, False]
@@ -82,25 +82,25 @@ def test_claims_pass_fail_and_json(tmp_build):
 def test_claims_reject_misuse(tmp_build):
     reg = claims.ClaimRegistry("99-test", {})
     with pytest.raises(ValueError, match="tolerance"):
-        reg.check("a", "s", paper="k", where="w", kind="identity", measured=1, expected=1)
+        reg.check("a", "s", paper="k", where="w", source="paper", kind="identity", measured=1, expected=1)
     with pytest.raises(ValueError, match="expected"):
-        reg.check("a", "s", paper="k", where="w", kind="identity", measured=1)
-    reg.check("a", "s", paper="k", where="w", kind="identity", measured=1, upper=2)
+        reg.check("a", "s", paper="k", where="w", source="paper", kind="identity", measured=1)
+    reg.check("a", "s", paper="k", where="w", source="paper", kind="identity", measured=1, upper=2)
     with pytest.raises(ValueError, match="needs a control"):
-        reg.check("ev", "s", paper="k", where="w", measured=1, upper=2)
+        reg.check("ev", "s", paper="k", where="w", source="paper", measured=1, upper=2)
     with pytest.raises(ValueError, match="twice"):
-        reg.check("a", "s", paper="k", where="w", kind="identity", measured=1, upper=2)
+        reg.check("a", "s", paper="k", where="w", source="paper", kind="identity", measured=1, upper=2)
 
 
 def test_a_control_that_passes_fails_the_claim(tmp_build):
     """A negative control must fail the claim's criterion; if it passes too, the claim fails with a
     message naming the control, and the record says so."""
     reg = claims.ClaimRegistry("99-test", {})
-    c = reg.check("rk4", "drift below 1e-8", paper="k", where="w", measured=1e-12, upper=1e-8,
+    c = reg.check("rk4", "drift below 1e-8", paper="k", where="w", source="paper", measured=1e-12, upper=1e-8,
                   control=("Euler at the same step", 3e-5))
     assert c.passed and c.control.passed is False
     with pytest.raises(claims.ClaimFailed, match="cannot tell Euler at the same step apart"):
-        reg.check("weak", "drift below 1", paper="k", where="w", measured=1e-12, upper=1.0,
+        reg.check("weak", "drift below 1", paper="k", where="w", source="paper", measured=1e-12, upper=1.0,
                   control=("Euler at the same step", 3e-5))
     data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
     assert data["claims"][0]["control"] == {"description": "Euler at the same step", "measured": 3e-5, "passed": False}
@@ -110,22 +110,22 @@ def test_a_control_that_passes_fails_the_claim(tmp_build):
 
 def test_identities_are_counted_apart(tmp_build):
     reg = claims.ClaimRegistry("99-test", {})
-    reg.check("id", "an identity", paper="k", where="w", measured=0.0, expected=0.0, tol=1e-12, kind="identity")
-    reg.check("ev", "evidence", paper="k", where="w", measured=1.0, upper=2.0, control=("wrong", 3.0))
+    reg.check("id", "an identity", paper="k", where="w", source="paper", measured=0.0, expected=0.0, tol=1e-12, kind="identity")
+    reg.check("ev", "evidence", paper="k", where="w", source="paper", measured=1.0, upper=2.0, control=("wrong", 3.0))
     data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
     assert (data["n_claims"], data["n_evidence"], data["n_controlled"], data["n_identity"]) == (2, 1, 1, 1)
     with pytest.raises(ValueError, match="kind"):
-        reg.check("bad", "s", paper="k", where="w", measured=1, upper=2, kind="proof")
+        reg.check("bad", "s", paper="k", where="w", source="paper", measured=1, upper=2, kind="proof")
     with pytest.raises(ValueError, match="control"):
-        reg.check("bad2", "s", paper="k", where="w", measured=1, upper=2, control=("", 3.0))
+        reg.check("bad2", "s", paper="k", where="w", source="paper", measured=1, upper=2, control=("", 3.0))
 
 
 def test_claims_appendix_shows_controls_and_identities(tmp_build):
     from lib.book import site
 
     reg = claims.ClaimRegistry("99-test", {})
-    reg.check("id", "an identity", paper="k", where="w", measured=0.0, expected=0.0, tol=1e-12, kind="identity")
-    reg.check("ev", "evidence", paper="k", where="w", measured=1.0, upper=2.0, control=("the wrong norm", 3.0))
+    reg.check("id", "an identity", paper="k", where="w", source="paper", measured=0.0, expected=0.0, tol=1e-12, kind="identity")
+    reg.check("ev", "evidence", paper="k", where="w", source="paper", measured=1.0, upper=2.0, control=("the wrong norm", 3.0))
     md = site.claims_markdown([{"chapter": "99-test", "profile": "fast", "device_name": "cpu", "commit": "x"}],
                                 {"99-test": reg.to_json()})
     assert "1 evidence claims, 1 of them with a negative control" in md and "1 identities" in md
@@ -135,7 +135,7 @@ def test_claims_appendix_shows_controls_and_identities(tmp_build):
 def test_nan_never_passes(tmp_build):
     reg = claims.ClaimRegistry("99-test", {})
     with pytest.raises(claims.ClaimFailed):
-        reg.check("nan", "s", paper="k", where="w", kind="identity", measured=float("nan"), lower=-math.inf)
+        reg.check("nan", "s", paper="k", where="w", source="paper", kind="identity", measured=float("nan"), lower=-math.inf)
     data = json.loads((tmp_build / "claims" / "99-test.json").read_text())
     assert data["claims"][0]["measured"] == "nan"
 
@@ -436,10 +436,10 @@ def test_a_claim_prints_its_value_at_the_precision_its_tolerance_supports(tmp_bu
     """Measured 1e-11 in one run and 1e-9 in the next against a tolerance of 1e-6: both print as the
     same bound, a hundredth of the tolerance; a value near the tolerance keeps its digits."""
     reg = claims.ClaimRegistry("99-test", {})
-    a = reg.check("a", "s", paper="k", where="w", kind="identity", measured=1.072e-11, upper=1e-6, quiet=True)
-    b = reg.check("b", "s", paper="k", where="w", kind="identity", measured=1.04e-9, upper=1e-6, quiet=True)
-    c = reg.check("c", "s", paper="k", where="w", kind="identity", measured=3.2e-7, upper=1e-6, quiet=True)
-    d = reg.check("d", "s", paper="k", where="w", kind="identity", measured=5.0 + 1e-12, expected=5.0, tol=1e-3, quiet=True)
+    a = reg.check("a", "s", paper="k", where="w", source="paper", kind="identity", measured=1.072e-11, upper=1e-6, quiet=True)
+    b = reg.check("b", "s", paper="k", where="w", source="paper", kind="identity", measured=1.04e-9, upper=1e-6, quiet=True)
+    c = reg.check("c", "s", paper="k", where="w", source="paper", kind="identity", measured=3.2e-7, upper=1e-6, quiet=True)
+    d = reg.check("d", "s", paper="k", where="w", source="paper", kind="identity", measured=5.0 + 1e-12, expected=5.0, tol=1e-3, quiet=True)
     assert "m = < 1e-08;" in a.summary() and a.summary().replace("a:", "b:") == b.summary()
     assert "m = 3.2e-07;" in c.summary() and "m = 5;" in d.summary()
 

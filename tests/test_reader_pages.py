@@ -22,11 +22,13 @@ STEM = "01-x"
 def _claims_and_notebook():
     """A claims record made by the real registry, and a notebook whose claim cell printed its lines."""
     reg = ClaimRegistry(STEM, {}, write=False)
-    a = reg.check("ch01-a", "A holds", paper="k", where="main result", measured=0.5, upper=1.0,
+    a = reg.check("ch01-a", "A holds", paper="k", where="main result", source="paper", measured=0.5, upper=1.0,
                   control=("the wrong ingredient", 3.0), quiet=True)
-    b = reg.check("ch01-b", "B is an identity", paper="k", where="book's derivation", measured=0.0,
+    b = reg.check("ch01-b", "B is an identity", paper="k", where="book's derivation", source="book",
+                  measured=0.0,
                   expected=0.0, tol=1e-12, kind="identity", quiet=True)
-    c = reg.check("ch01-c", "C holds too", paper="k", where="numerics (the solver)", measured=2.0, lower=1.0,
+    c = reg.check("ch01-c", "C holds too", paper="k", where="numerics (the solver)",
+                  source="numerics", measured=2.0, lower=1.0,
                   control=("another wrong ingredient", 0.5), quiet=True)
     v4 = nbformat.v4
     cells = [
@@ -108,19 +110,32 @@ def test_parameter_listing_is_collapsed_and_visible_code_shrinks():
     assert "tags" not in other.cells[0].metadata
 
 
-def test_claim_source_from_the_where_text():
-    cases = {
-        "FC linear row of the table (book's derivation, QP reference)": "book",
-        "depth-1 network with the penalty and Adam (main result)": "paper",
-        "abstract (non-uniqueness without bias penalty)": "paper",
-        "numerics (projection onto the zero-loss polyhedron)": "numerics",
-        "book's solver (chapter 3): LP duality over the kink dictionary": "numerics",
-        "monotone smoothed margin (book's RK4 check)": "numerics",
-        "cross-check of the two integrators": "numerics",
-        "numerics of the conservation law (book's estimate)": "numerics",
-        "sparsity hypothesis (not readable); counterexample: book's construction": "book",
-    }
-    assert {w: site.claim_source(w) for w in cases} == cases
+def test_every_claim_states_its_source_and_the_appendix_files_it_there():
+    record, _ = _claims_and_notebook()
+    assert [site.claim_source(c) for c in record["claims"]] == ["paper", "book", "numerics"]
+    reg = ClaimRegistry(STEM, {}, write=False)
+    with pytest.raises(TypeError, match="source"):  # no default: the chapter must say whose statement it is
+        reg.check("x", "s", paper="k", where="w", measured=0.0, upper=1.0, kind="identity", quiet=True)
+    with pytest.raises(ValueError, match="invalid source='book derivation'"):
+        reg.check("x", "s", paper="k", where="w", source="book derivation", measured=0.0, upper=1.0,
+                  kind="identity", quiet=True)
+    old = {**record["claims"][0]}
+    del old["source"]  # a record written before claims stated their source
+    with pytest.raises(ValueError, match="re-execute its chapter"):
+        site.claim_source(old)
+
+
+def test_intro_status_splits_claims_by_source():
+    from lib.book.papers import papers
+
+    record, _ = _claims_and_notebook()
+    stem = papers()[0].chapter
+    run = {"chapter": stem, "n_claims": 3, "n_passed": 3, "n_evidence": 2, "n_controlled": 2, "n_identity": 1}
+    row = site.status_markdown([run], {stem: record}).splitlines()[2]
+    assert "| ✓ 3/3 | 1 / 1 / 1 | 2 of 2 | 1 |" in row
+    record["claims"][0]["source"] = "book"  # the split follows each claim's own source
+    row = site.status_markdown([run], {stem: record}).splitlines()[2]
+    assert "| 0 / 2 / 1 |" in row
 
 
 def test_appendix_rows_carry_anchors_back_links_and_filter_data():

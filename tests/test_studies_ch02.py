@@ -211,8 +211,8 @@ def test_fc_checks_and_random_checks_on_a_hand_made_result():
 
 def test_summary_table_counts_evidence_and_lists_identities_apart(tmp_path):
     reg = ClaimRegistry("t", {}, path=tmp_path / "t.json", write=False)
-    reg.check("ch02-a", "a", paper="p", where="w", measured=0.0, upper=1.0, control=("wrong", 2.0), quiet=True)
-    reg.check("ch02-b", "b", paper="p", where="w", measured=0.0, upper=1.0, kind="identity", quiet=True)
+    reg.check("ch02-a", "a", paper="p", where="w", source="paper", measured=0.0, upper=1.0, control=("wrong", 2.0), quiet=True)
+    reg.check("ch02-b", "b", paper="p", where="w", source="paper", measured=0.0, upper=1.0, kind="identity", quiet=True)
     tab = ch02.summary_table(reg.claims, rows=[("row 1", ["ch02-a", "ch02-b"]), ("row 2", ["ch02-b"])])
     assert tab.loc["row 1", "evidence"] == "a" and tab.loc["row 1", "identities"] == "b"
     assert tab.loc["row 1", "passed"] == "1/1" and tab.loc["row 1", "check"] == "✓"

@@ -66,6 +66,10 @@ def _num(x: Any) -> float:
 
 
 KINDS = ("evidence", "identity")
+#: Whose statement a claim checks: a part of the paper (its abstract, a row of its table, its main
+#: result), the book's own derivation, construction or experiment, or the book's numerics (a solver,
+#: an integrator, a cross-check or an error estimate). Appendix A files and filters claims by it.
+SOURCES = {"paper": "paper", "book": "book's derivation", "numerics": "numerics"}
 
 
 @dataclass
@@ -85,6 +89,7 @@ class Claim:
     paper: str  # bibliography key of the paper, e.g. "vardi2021implicit"
     where: str  # where in the paper, or "book's derivation of ..."
     measured: float
+    source: str = "paper"  # a key of SOURCES
     expected: float | None = None
     tol: float | None = None
     rel: bool = False
@@ -171,6 +176,7 @@ class ClaimRegistry:
         *,
         paper: str,
         where: str,
+        source: str,
         measured: Any,
         expected: Any = None,
         tol: float | None = None,
@@ -187,7 +193,8 @@ class ClaimRegistry:
 
         Either ``expected`` with ``tol`` (absolute, or relative to ``|expected|`` when ``rel``), or
         ``lower`` and/or ``upper`` bounds (inclusive unless ``strict``). ``values`` are further measured
-        numbers reported with the claim (e.g. the limit for each gamma). ``kind`` is ``"evidence"`` or
+        numbers reported with the claim (e.g. the limit for each gamma). ``source`` says whose statement
+        it checks (a key of :data:`SOURCES`: ``"paper"``, ``"book"`` or ``"numerics"``). ``kind`` is ``"evidence"`` or
         ``"identity"``; ``control`` is ``(description of the wrong ingredient, its measured value)``,
         which must fail the same criterion (otherwise the claim fails: it cannot tell them apart).
         """
@@ -197,6 +204,9 @@ class ClaimRegistry:
             raise ValueError(f"claim {id!r}: give expected (with tol) or lower/upper bounds")
         if expected is not None and tol is None:
             raise ValueError(f"claim {id!r}: an expected value needs a tolerance tol")
+        if source not in SOURCES:
+            raise ValueError(f"claim {id!r}: invalid source={source!r}: allowed values are {tuple(SOURCES)} "
+                             "(a part of the paper, the book's derivation, the book's numerics)")
         if kind not in KINDS:
             raise ValueError(f"claim {id!r}: invalid kind={kind!r}: allowed values are {KINDS}")
         if kind == "evidence" and control is None:
@@ -210,6 +220,7 @@ class ClaimRegistry:
             paper=paper,
             where=where,
             measured=_num(measured),
+            source=source,
             expected=None if expected is None else _num(expected),
             tol=None if tol is None else float(tol),
             rel=rel,

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import paths
 from .chapters import BOOK_DIR, chapters, resolve
+from .claims import SOURCES
 from .execute import RECORDS_DIR, Execution, default_jobs, execute_all
 
 
@@ -140,21 +141,16 @@ def _claim_from_record(d: dict[str, Any]) -> Any:
     return Claim(**kw)
 
 
-def claim_source(where: str) -> str:
-    """Whose statement a claim checks, read from its ``where=`` text: ``"numerics"`` when it checks
-    the book's numerics (a solver, a cross-check, an estimate, an RK4 check, or says "numerics"),
-    ``"book"`` when it names the book ("book's derivation", "book's construction", "book's
-    experiment", ...), ``"paper"`` when it names only a part of the paper (a row of its table, its
-    abstract, its main result)."""
-    w = where.lower()
-    if re.search(r"\bnumerics\b|\bsolvers?\b|cross-check|\brk4 check\b|\bestimate\b", w):
-        return "numerics"
-    if re.search(r"\bbook\b|\bbook's\b", w):
-        return "book"
-    return "paper"
+def claim_source(c: dict[str, Any]) -> str:
+    """Whose statement a recorded claim checks: its ``source`` (a key of
+    :data:`lib.book.claims.SOURCES`), which every claim states when it is made."""
+    from .claims import SOURCES
 
-
-SOURCES = {"paper": "paper", "book": "book's derivation", "numerics": "numerics"}
+    src = c.get("source")
+    if src not in SOURCES:
+        raise ValueError(f"claim {c.get('id')!r}: its record has source={src!r}, not one of {tuple(SOURCES)}; "
+                         "re-execute its chapter (records written before claims stated their source lack it)")
+    return src
 
 
 def claims_line_html(stem: str, checked: list[Any]) -> str:
@@ -320,7 +316,7 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
     cl = [c for cs in claim_sets.values() for c in cs.get("claims", [])]
     evidence = [c for c in cl if c.get("kind", "evidence") == "evidence"]
     controlled = [c for c in evidence if c.get("control") and not c["control"].get("passed")]
-    by_source = {k: sum(claim_source(c.get("where", "")) == k for c in cl) for k in SOURCES}
+    by_source = {k: sum(claim_source(c) == k for c in cl) for k in SOURCES}
     lines.append(
         f"**{passed} of {total} claims pass** in this build: {len(evidence)} evidence claims, "
         f"{len(controlled)} of them with a negative control that fails as it must, and "
@@ -357,7 +353,7 @@ def claims_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, 
             mark = "✓" if c["passed"] else "✗ FAIL"
             stmt = c["statement"].replace("\n", " ")
             kind = c.get("kind", "evidence")
-            source = claim_source(c.get("where", ""))
+            source = claim_source(c)
             vals = ""
             if c.get("values"):
                 vals = "<br><small>" + "; ".join(f"{k} = {_fmt(v)}" for k, v in c["values"].items()) + "</small>"
@@ -397,7 +393,7 @@ def claims_csv(claim_sets: dict[str, dict[str, Any]]) -> str:
         for c in cs.get("claims", []):
             ctl = c.get("control") or {}
             row = {k: c.get(k) for k in CSV_COLUMNS}
-            row.update(chapter=stem, kind=c.get("kind", "evidence"), source=claim_source(c.get("where", "")),
+            row.update(chapter=stem, kind=c.get("kind", "evidence"), source=claim_source(c),
                        control=ctl.get("description", ""), control_measured=ctl.get("measured", ""),
                        control_passed=ctl.get("passed", ""), chapter_page=f"book/{stem}.html#at-{c['id']}")
             w.writerow({k: "" if v is None else v for k, v in row.items()})
@@ -562,22 +558,26 @@ def recorded_markdown(profile: str = "full") -> str:
     return "\n".join(lines) + "\n"
 
 
-def status_markdown(runs: list[dict[str, Any]]) -> str:
-    """The intro's table: each paper, its chapter, and the state of its claims in this build."""
+def status_markdown(runs: list[dict[str, Any]], claim_sets: dict[str, dict[str, Any]]) -> str:
+    """The intro's table: each paper, its chapter, and the state of its claims in this build, split by
+    whose statement they check (the paper's, the book's derivation, the book's numerics)."""
     from .papers import papers
 
     by_stem = {r["chapter"]: r for r in runs}
-    lines = ["| chapter | paper | what it shows | claims pass | evidence with a failing control | identities |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| chapter | paper | what it shows | claims pass | checking the paper / the book's derivations / "
+             "numerics | evidence with a failing control | identities |",
+             "|---|---|---|---|---|---|---|"]
     for p in papers():
         r = by_stem.get(p.chapter)
         if r is None:
             continue
         ok = "✓" if r["n_passed"] == r["n_claims"] and r["n_claims"] > 0 else "✗"
         ev, ctl = r.get("n_evidence", r["n_claims"]), r.get("n_controlled", 0)
+        cl = claim_sets.get(p.chapter, {}).get("claims", [])
+        split = " / ".join(str(sum(claim_source(c) == k for c in cl)) for k in SOURCES)
         lines.append(
             f"| {{doc}}`{p.chapter}` | {p.authors}, *{p.title}*, {p.venue} {{cite:p}}`{p.key}` | "
-            f"{p.topic} | {ok} {r['n_passed']}/{r['n_claims']} | {ctl} of {ev} | {r.get('n_identity', 0)} |"
+            f"{p.topic} | {ok} {r['n_passed']}/{r['n_claims']} | {split} | {ctl} of {ev} | {r.get('n_identity', 0)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -645,7 +645,7 @@ def stage(
     (site / "_static" / "ib-claims.css").write_text(CLAIMS_CSS)
     (gen / "runs.md").write_text(runs_markdown(runs))
     (gen / "recorded-full.md").write_text(recorded_markdown("full"))
-    (gen / "status.md").write_text(status_markdown(runs))
+    (gen / "status.md").write_text(status_markdown(runs, claim_sets))
     (gen / "figures.md").write_text(figures_markdown(runs, extra_dir / "figures"))
     from . import bench
 
@@ -653,9 +653,10 @@ def stage(
     (gen / "scaling.md").write_text(
         bench.scaling_markdown(root / "benchmarks") or "No scaling measurement is stored with this version.\n"
     )
-    with_source = {stem: {**cs, "claims": [{**c, "source": claim_source(c.get("where", ""))}
-                                            for c in cs.get("claims", [])]} for stem, cs in claim_sets.items()}
-    paths.atomic_write_json(extra_dir / "claims.json", {"profile": profile, "chapters": with_source})
+    for cs in claim_sets.values():  # every claim states its source; a record without one stops here
+        for c in cs.get("claims", []):
+            claim_source(c)
+    paths.atomic_write_json(extra_dir / "claims.json", {"profile": profile, "chapters": claim_sets})
     (extra_dir / "claims.csv").write_text(claims_csv(claim_sets))
     return site
 
