@@ -6,6 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import NullFormatter
 
 from .style import COLORS, FULL, PALETTE, legend_right, panel_labels
 
@@ -18,15 +19,24 @@ def _colors(k: int) -> list:
     return [plt.get_cmap("viridis")(t) for t in np.linspace(0, 0.9, k)]
 
 
+def _round_ticks(values) -> list[float]:
+    """Round tick positions (1, 2, 5 times a power of ten) within the range of ``values``, for a log axis
+    whose default minor labels ("2x10^0", "3x10^0", ...) run into each other on a range under a decade."""
+    v = np.asarray(values, float)
+    lo, hi = v.min(), v.max()
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    return [t for e in decades for t in (10.0**e, 2 * 10.0**e, 5 * 10.0**e) if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+
+
 def gamma3d(res, show=None) -> plt.Figure:
-    """3-D trajectories of GF on the datasets :math:`D_\\gamma` with :math:`\\gamma` in ``show`` (all by
-    default), the half-line :math:`Z`, and an inset of :math:`w_3^*(\\gamma)` over the whole grid: RK4
-    (dots) on the exact curve (line)."""
+    """(a) 3-D trajectories of GF on the datasets :math:`D_\\gamma` with :math:`\\gamma` in ``show`` (all
+    by default) and the half-line :math:`Z`; (b) :math:`w_3^*(\\gamma)` over the whole grid: RK4 (dots)
+    on the exact curve (line)."""
     full = res["table"]
     keep = np.ones(len(full), bool) if show is None else full["gamma"].isin(show).to_numpy()
     tab = full[keep].reset_index(drop=True)
     traj = res["traj"][:, keep]  # [K, B, 3]
-    fig = plt.figure(figsize=(FULL, 4.3))
+    fig = plt.figure(figsize=(FULL, 3.7))
     ax = fig.add_axes([-0.06, 0.0, 0.66, 1.0], projection="3d")
     z = np.linspace(-0.4, 1.0, 2)
     ax.plot([5, 5], [-1, -1], z, color="k", lw=2.5, label=r"$Z=\{(5,-1,z): z\leq 1\}$")
@@ -61,7 +71,7 @@ def phase_plane(res) -> plt.Figure:
     """(a) trajectories of the 2-D family with the zero-loss half-line and the switching line
     :math:`w_2 = w_1`; (b) :math:`w_2^*(\\gamma)`: exact, RK4, asymptote and the book's bound."""
     tab, traj, dense = res["table"], res["traj"], res["dense"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 4.6), layout="constrained")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 4.2), layout="constrained")
     ax.plot([1, 1], [-0.1, 1.0], color="k", lw=2.5, label=r"$Z=\{(1,z): z\leq 1\}$")
     s = np.linspace(-0.05, 1.15, 2)
     ax.plot(s, s, color=COLORS["grey"], ls="--", lw=1, label=r"$w_2=w_1$ ($x_2$ switches)")
@@ -113,17 +123,18 @@ def phase_plane(res) -> plt.Figure:
 
 
 def cross_matrices(res) -> plt.Figure:
-    """Cross-loss matrix :math:`L_{D_{\\gamma_i}}(w^*(\\gamma_j))` and distances between limits."""
+    """(a) Cross-loss matrix :math:`L_{D_{\\gamma_i}}(w^*(\\gamma_j))`; (b) distances
+    :math:`\\lVert w^*(\\gamma_i) - w^*(\\gamma_j)\\rVert` between the limits."""
     g = res["table"]["gamma"].to_numpy()
     labels = [f"{x:.3g}" for x in g]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 3.7), layout="constrained")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 3.5), layout="constrained")
     cl = np.maximum(res["cross_loss"], 1e-32)
     im = ax.imshow(cl, norm=LogNorm(vmin=1e-32, vmax=1.0), cmap="viridis")
     fig.colorbar(im, ax=ax, label=r"$L_{D_{\gamma_i}}(w^*(\gamma_j))$ (floored at $10^{-32}$)")
     im2 = bx.imshow(res["dist"], cmap="viridis")
     fig.colorbar(im2, ax=bx, label=r"$\|w^*(\gamma_i) - w^*(\gamma_j)\|$")
     for a, t in (
-        (ax, "every limit minimises every dataset"),
+        (ax, "every limit minimises\nevery dataset"),
         (bx, "but the limits differ"),
     ):
         every = max(1, len(g) // 8)  # at most about eight tick labels
@@ -143,7 +154,7 @@ def approx_ratio(res) -> plt.Figure:
     at 1 and 2; (b) :math:`\\lVert w(t) - P_Z(w_0)\\rVert` along the runs with the largest ratios."""
     runs = res["runs"]
     conv = runs[runs["status"] == "converged"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 4.4), layout="constrained")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 4.0), layout="constrained")
     r = conv["ratio"].to_numpy()
     ax.hist(
         r[r > 1 + 1e-9],
@@ -188,9 +199,9 @@ def approx_ratio(res) -> plt.Figure:
 
 
 def activation_pattern(res) -> plt.Figure:
-    """The activation pattern of the showcase run of :func:`lib.studies.ch01.relu_random` over time
+    """(a) The activation pattern of the showcase run of :func:`lib.studies.ch01.relu_random` over time
     (recorded at every step), with each switch drawn at its located time and the last one,
-    :math:`\\tau`, marked; below, its distances to :math:`P_Z(w_0)` and to the teacher."""
+    :math:`\\tau`, marked; (b) its distances to :math:`P_Z(w_0)` and to the teacher."""
     sc = res["showcase"]
     run = sc["run"]
     n = int(res["n_rows"][run])
@@ -199,7 +210,7 @@ def activation_pattern(res) -> plt.Figure:
     switches = sc["switch_times"]
     tau = switches[-1] if len(switches) else np.nan
     fig, (ax, bx) = plt.subplots(
-        2, 1, figsize=(6.6, 4.6), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]}, layout="constrained"
+        2, 1, figsize=(6.6, 3.7), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]}, layout="constrained"
     )
     # the pattern recorded after step k holds on (t_k, t_{k+1}); a change inside a step is drawn at its
     # located time: the cell edges are the step times with the switch times put in their place
@@ -240,7 +251,7 @@ def leaky(res, floor: float = 1e-11) -> plt.Figure:
     :func:`lib.studies.ch01.rate_excess` compares) and dotted below it, where distances are rounding
     and integration error; there a curve may cross the dashed line."""
     runs = res["runs"]
-    fig, ax = plt.subplots(figsize=(6.6, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.6, 3.1), layout="constrained")
     slopes = sorted(runs["slope"].unique())
     for c, a in zip(_colors(len(slopes)), slopes):
         idx = np.flatnonzero(runs["slope"].to_numpy() == a)[:40]
@@ -268,7 +279,7 @@ def leaky(res, floor: float = 1e-11) -> plt.Figure:
 def balance(res) -> plt.Figure:
     """(a) :math:`\\lVert w_j\\rVert^2`, :math:`v_j^2` and their difference along RK4; (b) drift of the
     conserved quantities against the step size, GD and RK4 (median over initialisations)."""
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 4.3), layout="constrained")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 4.0), layout="constrained")
     t = res["curve_time"]
     cols = _colors(res["curve_w2"].shape[1])
     for j, c in enumerate(cols):
@@ -322,20 +333,25 @@ def balance(res) -> plt.Figure:
 
 
 def network(res) -> plt.Figure:
-    """One-hidden-layer networks on the :math:`\\gamma`-family: the learned function at the probe
-    point :math:`e_3` and the drift of the conserved quantities, per width."""
+    """One-hidden-layer networks of width :math:`m` on the :math:`\\gamma`-family, one curve per width:
+    (a) the learned function at the probe point :math:`e_3`; (b) the drift of the conserved quantities
+    :math:`Q_j = \\lVert w_j\\rVert^2 - v_j^2`. The :math:`\\gamma` axis is labelled at round values only
+    (minor log ticks unlabelled, which would overlap)."""
     runs = res["runs"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 3.5), layout="constrained")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL, 3.2), layout="constrained")
     widths = sorted(runs["width"].unique())
     for c, k in zip(_colors(len(widths)), widths):
         s = runs[runs["width"] == k]
         ax.plot(s["gamma"], s["f_e3"], "o-", color=c, label=f"width {k}")
         bx.plot(s["gamma"], s["balance_drift"], "o-", color=c, label=f"width {k}")
-    ax.set_xscale("log")
+    ticks = _round_ticks(runs["gamma"])
+    for a in (ax, bx):
+        a.set_xscale("log")
+        a.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        a.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"$\gamma$")
     ax.set_ylabel(r"$f_{\theta^*(\gamma)}(e_3)$")
     ax.set_title("learned function at $e_3$")
-    bx.set_xscale("log")
     bx.set_yscale("log")
     bx.set_xlabel(r"$\gamma$")
     bx.set_ylabel(r"$\max_j |Q_j(\theta^*) - Q_j(\theta_0)|$")

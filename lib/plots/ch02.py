@@ -1,4 +1,8 @@
-"""Figures of chapter 2 (margin maximization, ``vardi2022margin``): results in, Figure out."""
+"""Figures of chapter 2 (margin maximization, ``vardi2022margin``): results in, Figure out.
+
+Notation as in the book: depth :math:`N`, normalized margin :math:`\\gamma`, step index :math:`k` of the
+trainer, width :math:`m`; panels are labelled (a), (b), ...
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,14 @@ PAL = [COLORS[c] for c in ("blue", "red", "green", "purple", "yellow", "cyan")]
 
 
 def fc_gamma(res: dict) -> plt.Figure:
-    """Normalized margin vs step for FC linear nets of each depth, with ``gamma_SVM / L^{L/2}``."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
-    for i, (L, c) in enumerate(res["curves"].items()):
-        target = res["gamma_svm"] / L ** (L / 2)
+    """Normalized margin :math:`\\gamma(\\theta_k)` vs step :math:`k` for FC linear nets of each depth
+    :math:`N`, divided by :math:`\\gamma_{\\mathrm{SVM}} / N^{N/2}`."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.3), layout="constrained")
+    for i, (N, c) in enumerate(res["curves"].items()):
+        target = res["gamma_svm"] / N ** (N / 2)
         g = c["gamma"] / target
         ax.plot(c["steps"], g, color=PAL[i], lw=0.8, alpha=0.6)
-        ax.plot([], [], color=PAL[i], label=f"depth N = {L} ({g.shape[1]} inits)")
+        ax.plot([], [], color=PAL[i], label=f"depth N = {N} ({g.shape[1]} inits)")
     ax.axhline(1.0, color="k", ls="--", lw=1, label=r"$\gamma_{\mathrm{SVM}} / N^{N/2}$")
     ax.set_ylim(0.0, 1.1)
     ax.set_xlabel("step k")
@@ -28,10 +33,11 @@ def fc_gamma(res: dict) -> plt.Figure:
 
 
 def diag2(res: dict) -> plt.Figure:
-    """Left: gamma vs step, special init (plateau at 1/2), generic inits (to 1), perturbed special inits
-    (escape). Right: gain of gamma along the improving curve vs distance (log-log, slope 2)."""
+    """(a) :math:`\\gamma(\\theta_k)` vs step :math:`k` of the depth-2 diagonal net on :math:`x = (1, 2)`:
+    the special init (plateau at 1/2) and generic inits (to 1); (b) gain of :math:`\\gamma` along the
+    improving curve :math:`u = v = (1, \\epsilon)` vs distance (log-log, slope 2)."""
     d = res["d2"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(FULL, 4.2), layout="constrained")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(FULL, 3.9), layout="constrained")
     a.plot(d["steps"], d["gamma"][:, 1:], color=PAL[0], lw=0.8, alpha=0.5)
     a.plot([], [], color=PAL[0], label="generic inits")
     a.plot(d["steps"], d["gamma"][:, 0], color=PAL[1], lw=2, label="special init\n$u=(1,1), v=(1,-1)$")
@@ -55,8 +61,9 @@ def diag2(res: dict) -> plt.Figure:
 
 
 def diag3_face(res: dict) -> plt.Figure:
-    """Depth 3 on ``x = (1, 1)``: minimal ``||theta||^2`` to realise ``beta = (1/2 + t, 1/2 - t)`` along the
-    feasible face, with the limits of gradient flow from the symmetric and asymmetric inits marked."""
+    """Depth :math:`N = 3` on :math:`x = (1, 1)`: minimal :math:`\\lVert\\theta\\rVert^2` realising
+    :math:`\\beta = (1/2 + t, 1/2 - t)` along the feasible face, with the limits of gradient flow from the
+    symmetric, the asymmetric and generic inits marked."""
     f = res["face_d3"]
     d = res["d3"]
     fig, ax = plt.subplots(figsize=(FULL, 3.3), layout="constrained")
@@ -74,11 +81,13 @@ def diag3_face(res: dict) -> plt.Figure:
 
 
 def relu_points(res: dict) -> plt.Figure:
-    """Left: the two data points and the neurons' directions at the dead-neuron limit and at the
-    optimum. Right: ``h(u)`` over the unit circle at both limits, with the level 1."""
+    """(a) The two data points and the neurons' directions :math:`w_j/\\lVert w_j\\rVert` at the
+    dead-neuron limit and at the optimum; (b) the dual function
+    :math:`h(u) = \\sum_i \\lambda_i y_i\\,\\mathrm{relu}(u\\cdot x_i)` over the unit circle at both limits,
+    with the level 1 (the formula in the panel's title, so that the axis label stays short)."""
     X = res["X"]
     th = res["theta"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(FULL, 4.6), layout="constrained")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(FULL, 4.2), layout="constrained")
     a.scatter(X[:, 0], X[:, 1], s=60, color="k", zorder=3, label="data $x_1, x_2$ ($y = +1$)")
     labels = [("dead-neuron limit", PAL[1], "-"), ("optimum", PAL[0], "--")]
     for r, (name, col, ls) in enumerate(labels):
@@ -99,6 +108,7 @@ def relu_points(res: dict) -> plt.Figure:
     a.set_aspect("equal")
     a.set_xlabel("$x^{(1)}$")
     a.set_ylabel("$x^{(2)}$")
+    a.set_title("neuron directions")
     a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8.5, handlelength=1.6,
              columnspacing=0.8)
     ang = res["angles"]
@@ -106,14 +116,16 @@ def relu_points(res: dict) -> plt.Figure:
     b.plot(ang, res["h"][1], color=PAL[0], ls="--", label="at the optimum")
     b.axhline(1.0, color="k", lw=1, ls=":", label="level 1")
     b.set_xlabel(r"angle of $u$ (rad)")
-    b.set_ylabel(r"$h(u) = \sum_i \lambda_i y_i\, \mathrm{relu}(u \cdot x_i)$")
+    b.set_ylabel(r"$h(u)$")
+    b.set_title(r"$h(u) = \sum_i \lambda_i y_i\, \mathrm{relu}(u \cdot x_i)$, $\|u\| = 1$")
     b.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     panel_labels((a, b))
     return fig
 
 
 def random_hist(df: pd.DataFrame, gamma_opt: float, gamma_bad: float) -> plt.Figure:
-    """Histogram of the final gamma over random initialisations that separate the data, one panel per width."""
+    """Histogram of the final :math:`\\gamma` over random initialisations that separate the data, one panel
+    per width :math:`m`, labelled (a), (b), ... when there are several."""
     widths = sorted(df["width"].unique())
     cols = min(len(widths), 3)
     rows = -(-len(widths) // cols)
@@ -141,9 +153,10 @@ def random_hist(df: pd.DataFrame, gamma_opt: float, gamma_bad: float) -> plt.Fig
 
 
 def local_gain(df: pd.DataFrame) -> plt.Figure:
-    """Best gain of gamma found by the ball-constrained search vs the radius (log-log), one colour per
-    kind of point and one thin line per centre; no improvement (gain <= 0) is drawn at the floor."""
-    fig, ax = plt.subplots(figsize=(FULL, 3.9), layout="constrained")
+    """Best gain of :math:`\\gamma` found by the ball-constrained search vs the radius :math:`r` (log-log),
+    one colour per kind of point and one thin line per centre; no improvement (gain <= 0) is drawn at the
+    floor."""
+    fig, ax = plt.subplots(figsize=(FULL, 3.6), layout="constrained")
     floor = 1e-10
     colours = PAL + [COLORS[c] for c in ("grey",)] + list(plt.get_cmap("Dark2").colors)
     for i, (name, g) in enumerate(df.groupby("point", sort=False)):
@@ -163,11 +176,12 @@ def local_gain(df: pd.DataFrame) -> plt.Figure:
 
 
 def escape_steps(esc: dict, fit: pd.DataFrame) -> plt.Figure:
-    """Left: gamma vs step for the depth-2 special init perturbed by e (plateau, then escape). Middle:
-    steps to escape vs ``log(1/e)`` for depths 2 and 3, with least-squares lines. Right: the
-    gradient-flow time of the escape, ``log10(log t)`` vs ``log(1/e)``."""
+    """(a) :math:`\\gamma(\\theta_k)` vs step :math:`k` for the depth-2 special init perturbed by :math:`e`
+    (plateau, then escape); (b) steps to escape vs :math:`\\log(1/e)` for depths :math:`N = 2, 3`, with
+    least-squares lines; (c) the gradient-flow time of the escape, :math:`\\log_{10}\\log t` vs
+    :math:`\\log(1/e)`."""
     df = esc["table"]
-    fig = plt.figure(figsize=(FULL, 6.4), layout="constrained")
+    fig = plt.figure(figsize=(FULL, 5.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1])
     a = top.subplots()
     b, c3 = bottom.subplots(1, 2)
@@ -184,12 +198,12 @@ def escape_steps(esc: dict, fit: pd.DataFrame) -> plt.Figure:
     a.set_ylabel(r"$\gamma(\theta_k)$")
     a.set_title("diagonal depth 2: plateau at 1/2, then escape")
     legend_right(a, title="perturbation", title_fontsize=9)
-    for i, (L, g) in enumerate(df.groupby("depth")):
-        b.plot(g["log_inv_eps"], g["steps"], MARKERS[i], color=PAL[i], label=f"diagonal depth {L}")
-        f = fit.loc[L]
+    for i, (N, g) in enumerate(df.groupby("depth")):
+        b.plot(g["log_inv_eps"], g["steps"], MARKERS[i], color=PAL[i], label=f"diagonal depth {N}")
+        f = fit.loc[N]
         x = np.array([g["log_inv_eps"].min(), g["log_inv_eps"].max()])
         b.plot(x, f["intercept"] + f["slope"] * x, color=PAL[i], lw=1, label=f"fit: {f['slope']:.2f} steps per unit")
-        c3.plot(g["log_inv_eps"], np.log10(g["log_flow_time"]), MARKERS[i], color=PAL[i], label=f"diagonal depth {L}")
+        c3.plot(g["log_inv_eps"], np.log10(g["log_flow_time"]), MARKERS[i], color=PAL[i], label=f"diagonal depth {N}")
     b.set_xlabel(r"$\log(1/e)$")
     b.set_ylabel("trainer steps to escape")
     c3.set_xlabel(r"$\log(1/e)$")
@@ -202,12 +216,13 @@ def escape_steps(esc: dict, fit: pd.DataFrame) -> plt.Figure:
 
 
 def smoothed_curves(res: dict) -> plt.Figure:
-    """Smoothed margin (solid) and normalized margin (dotted) along the accurate flow against the
-    trainer's clock ``s``, per model, for one Gaussian initialisation and the start at the SVM optimum."""
+    """Smoothed margin :math:`\\tilde\\gamma` (solid) and normalized margin :math:`\\gamma` (dotted) along
+    the accurate flow against the trainer's clock :math:`s`, one panel per model ((a), (b), ...), for one
+    Gaussian initialisation and the start at the SVM optimum."""
     names = list(res["curves"])
     cols = min(len(names), 2)
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(FULL, 3.0 * rows + 0.6), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(FULL, 2.7 * rows + 0.6), squeeze=False, layout="constrained")
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
     for ax, name in zip(axes.ravel(), names):
