@@ -2,7 +2,7 @@
 
 import pytest
 
-from lib.book import chapters, execute, site
+from lib.book import chapters, execute, paths, site
 
 
 def test_chapters_follow_the_toc():
@@ -125,3 +125,24 @@ def test_a_paper_key_missing_from_the_bibliography_is_an_error(tmp_path, monkeyp
     monkeypatch.setenv("IB_ROOT", str(tmp_path))
     with pytest.raises(KeyError, match="99-x.*nobody2099"):
         papers.paper_of("99-x")
+
+
+def test_execution_key_covers_the_full_records_a_chapter_quotes(tmp_path, monkeypatch):
+    """Chapter 4 glues numbers from its committed paper-scale record: re-archiving it must re-execute."""
+    import shutil
+
+    real = paths.root()
+    stem = "04-explicit-penalty-adam"
+    (tmp_path / "book").mkdir()
+    shutil.copy(real / "book" / f"{stem}.md", tmp_path / "book" / f"{stem}.md")
+    shutil.copytree(real / "records" / "full", tmp_path / "records" / "full")
+    monkeypatch.setattr(paths, "root", lambda: tmp_path)
+    p = {"profile": "fast", "device": "auto", "seed": 0}
+    before = execute._key(stem, p, "1")
+    rec = tmp_path / "records" / "full" / f"{stem}.run.json"
+    rec.write_text(rec.read_text().replace('"wall_s"', '"wall_s" ', 1))
+    assert execute._key(stem, p, "1") != before
+    other = tmp_path / "records" / "full" / "01-single-neuron.run.json"
+    first = execute._key(stem, p, "1")
+    other.write_text(other.read_text() + " ")  # another chapter's record: no effect
+    assert execute._key(stem, p, "1") == first

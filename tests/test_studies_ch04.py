@@ -3,10 +3,12 @@ measurements its claims make (lib.studies.ch04_results), on small synthetic stud
 answers are known, each also shown to move the way a wrong ingredient would."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from lib.checks import ParameterError
 from lib.studies import ch04, tables
@@ -126,6 +128,7 @@ def test_grid_measures():
     assert G["erank_dev"] == pytest.approx(0.05) and G["erank_dev_control"] == pytest.approx(37.1)
     assert G["sv_dev"] == pytest.approx(1e-3) and G["sv_dev_control"] == pytest.approx(0.5)
     assert G["frozen"] == 0.0 and G["floor"] == P.grid.lr_adam**2 + P.grid.lam**2
+    assert G["few_spread"] == pytest.approx(10.0)  # seed 0 is ten times worse
     # a depth-1 model that does not complete, or keeps a spurious direction, fails the same criteria
     bad = res.grid_measures(*_grid(d1_test=1e-2, d1_spurious=1.0), P)
     assert bad["completes"] > bad["floor"] and bad["spurious"] > bad["spurious_bound"]
@@ -136,7 +139,8 @@ def test_grid_measures():
 def test_per_seed_table_has_the_marks_only():
     grid, base = _grid()
     t = res.per_seed_table(grid, base, P)
-    assert set(t.index.get_level_values("m")) == {P.marks.m_few, P.marks.m_mid, P.marks.m_hi}
+    assert set(t.index.get_level_values(res.N_OBS)) == {P.marks.m_few, P.marks.m_mid, P.marks.m_hi}
+    assert res.summary(dict(grid, dof=291), base).columns.name == "|Ω| / dof"  # the reader sees |Omega|, not m
     assert list(t.columns) == list(range(P.grid.seeds))
 
 
@@ -189,3 +193,71 @@ def test_ablation_measures():
     assert res.ablation_measures(_ablation_table(blow_s1=30.0), grid)["runaway"] < 2.0
     with pytest.raises(ValueError, match="lacks a variant"):
         res.ablation_measures(_ablation_table(300.0).query("label != 'no penalty' and not label.str.startswith('nuclear')"), grid)
+
+
+# -- numbers for the prose ---------------------------------------------------------------------------
+@pytest.mark.parametrize("x, digits, text", [
+    (3e-3, 1, "3·10⁻³"), (1e-8, 1, "10⁻⁸"), (15_000, 2, "1.5·10⁴"), (0.0424, 2, "0.042"), (0.0294, 1, "0.03"),
+    (3000, 1, "3,000"), (1.0, 1, "1"), (30, 1, "30"), (1.3734e-6, 2, "1.4·10⁻⁶"), (9.6e-5, 1, "10⁻⁴"),
+    (-2e-5, 1, "-2·10⁻⁵"), (0.0, 1, "0"),
+])
+def test_sci_writes_numbers_as_the_prose_does(x, digits, text):
+    assert res.sci(x, digits) == text
+
+
+def test_prose_values_follow_the_parameters():
+    full = ch04.params("full")
+    v = res.prose_values(P, full)
+    assert (v["n"], v["rank"], v["dof"], v["full-n"], v["full-dof"]) == ("50", "3", "291", "100", "975")
+    assert v["lr-adam"] == "3·10⁻³" and v["full-lr-adam"] == "10⁻³" and v["steps"] == "1.5·10⁴"
+    assert v["ns-old"] == "15" and v["full-ns-old"] == "25" and v["ns-threshold"] == "2·10⁻³"
+    assert v["m-mid"] == "600" and v["full-m-range"] == "1,000 to 5,000" and v["full-lr-factors"] == "3 and 30"
+    assert v["adam-bound"] == "7.3" and v["unobs-grad"] == "3·10⁻⁶" and v["pen-grad-norm"] == "10⁻⁴"
+    # a parameter changed in one place changes the prose
+    other = dataclasses.replace(P, grid=dataclasses.replace(P.grid, n=40))
+    assert res.prose_values(other, full)["dof"] == "231"
+    assert res.adam_step_bound(0.0, 0.999) == pytest.approx(1 / np.sqrt(0.001))  # RMSprop: 1/sqrt(1-beta2)
+
+
+def test_recorded_reads_the_archived_execution(tmp_path):
+    stem = "04-x"
+    run = {"profile": "full", "n_passed": 2, "n_claims": 3,
+           "studies": [{"study": "grid", "wall_s": 5071.9}, {"study": "baseline", "wall_s": 2500.0}]}
+    claims = {"claims": [{"id": "ch04-a", "measured": 1.5, "values": {"x": 2.0}}]}
+    (tmp_path / f"{stem}.run.json").write_text(json.dumps(run))
+    (tmp_path / f"{stem}.claims.json").write_text(json.dumps(claims))
+    r = res.recorded(stem, tmp_path)
+    assert (r["passed"], r["total"], r["profile"]) == (2, 3, "full")
+    assert r["claims"]["ch04-a"]["measured"] == 1.5 and r["minutes"]["grid"] == pytest.approx(84.53, abs=0.01)
+    assert r["wall"] == "2 h 6 min"
+    with pytest.raises(FileNotFoundError):
+        res.recorded("04-missing", tmp_path)
+    committed = res.recorded()  # the repository's own record of the paper-scale run
+    assert committed["profile"] == "full" and "ch04-depth1-completes" in committed["claims"]
+    v = res.recorded_values(committed, ch04.params("full"))
+    assert v["full-floor"] == "2·10⁻⁶" and v["full-lr-sq"] == "10⁻⁶" and int(v["full-passed"]) <= int(v["full-claims"])
+    assert {"full-min-grid", "full-min-ablations", "full-min-normalized", "full-min-baseline"} <= set(v)
+
+
+def test_newton_schulz_float32_error():
+    """Accurate on a well-conditioned matrix, far off once singular values fall below float32's reach."""
+    gen = torch.Generator().manual_seed(0)
+    q = torch.linalg.qr(torch.randn(2, 20, 20, dtype=torch.float64, generator=gen))[0]
+    s = torch.stack([torch.linspace(1.0, 2.0, 20, dtype=torch.float64),
+                     torch.cat([torch.linspace(1.0, 2.0, 3, dtype=torch.float64), torch.full((17,), 1e-9)])])
+    w = (q @ torch.diag_embed(s) @ q.transpose(1, 2)).to(torch.float32).numpy()
+    runs = pd.DataFrame({"depth": [1, 1], "lam": [P.grid.lam] * 2})
+    e = res.newton_schulz_float32(dict(runs=runs, final=w), P, iters=60)
+    assert e["min"] < 1e-5 and e["max"] > 1e-2
+
+
+def test_penalty_path_adam_ignores_the_weight_and_gd_does_not():
+    w0 = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    lams = torch.tensor([1.0, 1e-3])
+    adam = res.penalty_path(w0, lams, steps=5, lr=1e-2, eps=0.0)
+    assert (adam[1] - adam[0]).abs().max() < 1e-12 and (adam[0] - w0).abs().max() > 1e-3
+    gd = res.penalty_path(w0, lams, steps=1, lr=1e-2, eps=0.0, adam=False)
+    assert ((gd[1] - w0).norm() / (gd[0] - w0).norm()).item() == pytest.approx(1e-3, rel=1e-6)
+    # with Adam's eps far above the scaled gradient the weight matters again
+    tiny = res.penalty_path(w0, torch.tensor([1.0, 1e-9]), steps=5, lr=1e-2, eps=1e-8)
+    assert (tiny[1] - tiny[0]).norm() > 0.5 * (tiny[0] - w0).norm()

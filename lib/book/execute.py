@@ -56,6 +56,8 @@ def _key(stem: str, parameters: dict[str, Any], threads: str) -> str:
     h.update(json.dumps(parameters, sort_keys=True).encode())
     h.update(chapter_code_version(stem).encode())
     h.update(f"threads={threads}".encode())
+    for rec in sorted((paths.root() / RECORDS_DIR / "full").glob(f"{stem}.*.json")):  # records a chapter quotes
+        h.update(rec.read_bytes())
     return h.hexdigest()[:20]
 
 

@@ -20,6 +20,9 @@ DEPTH_COLOR = {1: COLORS["blue"], 2: COLORS["green"], 3: COLORS["red"]}
 OPT_STYLE = {"adam": "-", "gd": "--", "ngd": "-."}
 OPT_NAME = {"adam": "Adam", "gd": "GD", "ngd": "normalized GD"}
 OPT_MARKER = {"adam": "s", "gd": "^", "ngd": "v"}
+#: the number of observed entries as the figures write it (``m`` in the run tables)
+N_OBS = r"$|\Omega|$"
+OBS_LABEL = r"observed entries $|\Omega|$ / degrees of freedom $r(2n-r)$"
 
 
 def _label(depth: int, opt: str, lam: float) -> str:
@@ -27,21 +30,22 @@ def _label(depth: int, opt: str, lam: float) -> str:
 
 
 def fig_penalty_dynamics(sigma: np.ndarray, depths=(1, 2, 3)) -> plt.Figure:
-    """Left: the penalty's drift ``-d r/d sigma_i`` on each singular value of a spectrum ``sigma``
-    (positive: the value grows). Right: the depth-N speed factor ``N sigma^{2 - 2/N}`` of deep
-    linear networks (``arora2019implicit``) on the same values, normalised at ``sigma_max``."""
+    """(a) The ratio penalty's drift ``-dPsi/dsigma_i`` (``Psi = ||W||_*/||W||_F``) on each singular
+    value of a spectrum ``sigma`` (positive: the value grows). (b) The depth-N speed factor
+    ``N sigma^{2 - 2/N}`` of deep linear networks (``arora2019implicit``) on the same values, normalised
+    at ``sigma_max``."""
     s = torch.as_tensor(np.sort(np.asarray(sigma, dtype=np.float64))[::-1].copy())
     drift = -polar.ratio_sigma_grad(s).numpy()
     thresh = float((s**2).sum() / s.sum())
-    fig, axes = plt.subplots(1, 2, figsize=(FULL, 4.2), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(FULL, 3.5), layout="constrained")
     ax = axes[0]
     ax.axhline(0, color="k", lw=0.8)
     ax.axvline(thresh, color=COLORS["grey"], ls=":", label=r"threshold $\|\sigma\|_2^2/\|\sigma\|_1$")
     ax.plot(s.numpy(), drift * float(torch.linalg.vector_norm(s)), "o", color=COLORS["purple"], ms=4,
-            label=r"$-\|\sigma\|_2\,\partial r/\partial\sigma_i$")
+            label=r"$-\|\sigma\|_2\,\partial \Psi/\partial\sigma_i$")
     ax.set_xlabel(r"singular value $\sigma_i$")
     ax.set_ylabel("penalty drift (scaled)")
-    ax.set_title(r"ratio penalty: $\dot\sigma_i = -\lambda\,\partial r/\partial\sigma_i$")
+    ax.set_title(r"ratio penalty: $\dot\sigma_i = -\lambda\,\partial \Psi/\partial\sigma_i$")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     ax = axes[1]
     grid = np.linspace(1e-3, float(s.max()), 200)
@@ -62,10 +66,11 @@ def _agg(runs: pd.DataFrame, col: str) -> pd.DataFrame:
 
 
 def fig_grid(grid: dict, baseline: pd.DataFrame) -> plt.Figure:
-    """Test error (log) and effective rank against ``m / dof`` for every configuration of the grid,
-    median over seeds with the min-max range, and the nuclear-norm minimisation baseline."""
+    """(a) Test error (log) and (b) effective rank against the number of observed entries ``|Omega|``
+    (``m`` in the run table) over the degrees of freedom, for every configuration of the grid: median
+    over seeds with the min-max range, and the nuclear-norm minimisation baseline."""
     runs, dof = grid["runs"], grid["dof"]
-    fig, axes = plt.subplots(2, 1, figsize=(FULL, 6.6), sharex=True, layout="constrained")
+    fig, axes = plt.subplots(2, 1, figsize=(FULL, 5.6), sharex=True, layout="constrained")
     for ax, col in zip(axes, ("test", "erank")):
         a = _agg(runs, col)
         for (depth, opt, lam), d in a.groupby(["depth", "optimizer", "lam"], sort=True):
@@ -77,7 +82,7 @@ def fig_grid(grid: dict, baseline: pd.DataFrame) -> plt.Figure:
         b = baseline.groupby("m")[col]
         ax.plot(b.median().index / dof, b.median(), ":", color="k", marker="s", ms=4,
                 label="nuclear-norm minimisation")
-    axes[1].set_xlabel(r"observations $m$ / degrees of freedom $r(2n-r)$")
+    axes[1].set_xlabel(OBS_LABEL)
     axes[0].set_yscale("log")
     axes[0].set_ylabel("test MSE (unobserved entries)")
     axes[1].set_yscale("log")
@@ -96,15 +101,16 @@ def fig_grid(grid: dict, baseline: pd.DataFrame) -> plt.Figure:
 
 def fig_singular_values(grid: dict, m: int, seed: int = 0, gd: dict | None = None,
                         configs=((1, "adam", True), (1, "gd", True), (2, "gd", False), (3, "gd", False))) -> plt.Figure:
-    """Top singular values of the end-to-end matrix over training (one seed, ``m`` observations) for
-    a few configurations of the grid, with those of ``W*`` (dashed). A configuration the grid did not
-    run at ``m`` is taken from ``gd`` (a study result with ``runs`` and ``hist``, e.g. the optimizer
-    study's plain GD with the penalty at its smallest step) when given."""
+    """Top singular values of the end-to-end matrix over training (one seed, ``m = |Omega|`` observed
+    entries) for a few configurations of the grid, one panel each, (a), (b), ..., with those of ``W*``
+    (dashed). A configuration the grid did not run at ``m`` is taken from ``gd`` (a study result with
+    ``runs`` and ``hist``, e.g. the optimizer study's plain GD with the penalty at its smallest step)
+    when given."""
     truth = grid["truth"].iloc[seed]
     rank = sum(1 for c in grid["truth"].columns if c.startswith("s") and c[1:].isdigit())
     cols = min(len(configs), 2)
     rows = -(-len(configs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(FULL, 2.9 * rows), sharey=True, sharex=True, squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(FULL, 2.5 * rows), sharey=True, sharex=True, squeeze=False,
                              layout="constrained")
     for ax in axes.ravel()[len(configs):]:
         ax.set_visible(False)
@@ -140,11 +146,11 @@ def fig_singular_values(grid: dict, m: int, seed: int = 0, gd: dict | None = Non
 
 
 def fig_mechanism(mech: dict, lr: dict[str, float]) -> plt.Figure:
-    """Mean movement ``|W_ij(t) - W_ij(0)|`` of the unobserved (left) and observed (right) entries in
+    """Mean movement ``|W_ij(t) - W_ij(0)|`` of (a) the unobserved and (b) the observed entries in
     the first steps, depth 1 + ratio penalty, Adam vs plain GD vs normalized GD, for several penalty
     weights ``lambda``."""
     runs, h = mech["runs"], mech["hist"]
-    fig, axes = plt.subplots(1, 2, figsize=(FULL, 4.4), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(FULL, 3.7), sharey=True, layout="constrained")
     lams = sorted(runs.lam.unique())
     shades = dict(zip(lams, (0.35, 0.65, 1.0)))
     for ax, key, title in ((axes[0], "move_unobs", "unobserved entries"), (axes[1], "move_obs", "observed entries")):
@@ -166,26 +172,26 @@ def fig_mechanism(mech: dict, lr: dict[str, float]) -> plt.Figure:
 
 
 def fig_blowup(grid: dict, ablations: dict, m_few: int, m_ok: int) -> plt.Figure:
-    """The runaway failure mode of depth 1 + ratio + Adam: top singular value, train and test error
-    over training, for the reference runs of the grid (``m_ok`` observations), each learning rate of
-    the ablations' "lr sweep" (labelled by its own ``lr`` and ``m``) and the grid's runs with too few
-    observations (``m_few``)."""
+    """The runaway failure mode of depth 1 + ratio + Adam: (a) top singular value, (b) train and (c)
+    test error over training, for the reference runs of the grid (``m_ok`` observed entries), each
+    learning rate of the ablations' "lr sweep" (labelled by its own ``lr`` and ``|Omega|``) and the
+    grid's runs with few observed entries (``m_few``)."""
     fig, axes = plt.subplots(1, 3, figsize=(FULL, 3.6), sharex=True, layout="constrained")
     gr, gh = grid["runs"], grid["hist"]
     ar, ah = ablations["runs"], ablations["hist"]
     base = (gr.depth == 1) & (gr.optimizer == "adam") & (gr.lam > 0)
     ref = gr.index[base & (gr.m == m_ok)]
     lr_ref = ", ".join(f"{v:g}" for v in sorted(gr.lr[ref].unique()))
-    curves = [(gh, ref, COLORS["blue"], "-", f"reference: lr = {lr_ref}, m = {m_ok}")]
+    curves = [(gh, ref, COLORS["blue"], "-", f"reference: lr = {lr_ref}, {N_OBS} = {m_ok}")]
     sweep = ar[ar.variant == "lr sweep"]
     lrs = sorted(sweep.lr.unique(), reverse=True)
     dashes = ["-", (0, (5, 2)), (0, (2, 1.5)), (0, (6, 2, 1, 2))]
     for k, lr in enumerate(lrs):  # one entry per learning rate of the sweep, largest first
         d = sweep[sweep.lr == lr]
         ms = ", ".join(f"{v:g}" for v in sorted(d.m.unique()))
-        curves.append((ah, d.index, COLORS["red"], dashes[k % len(dashes)], f"lr = {lr:g}, m = {ms}"))
+        curves.append((ah, d.index, COLORS["red"], dashes[k % len(dashes)], f"lr = {lr:g}, {N_OBS} = {ms}"))
     few = gr.index[base & (gr.m == m_few)]
-    curves.append((gh, few, COLORS["purple"], "-", f"few observations: lr = {lr_ref}, m = {m_few}"))
+    curves.append((gh, few, COLORS["purple"], "-", f"few observations: lr = {lr_ref}, {N_OBS} = {m_few}"))
     s1 = float(grid["truth"]["s1"].max())
     budget = ar["budget"] if "budget" in ar.columns else None
     for h, idx, c, ls, name in curves:
@@ -220,13 +226,13 @@ def _best_optimizer(runs: pd.DataFrame, depth: int) -> str:
 
 
 def fig_headline(grid: dict, baseline: pd.DataFrame) -> plt.Figure:
-    """The chapter's main comparison on one panel: test error against ``m / dof`` of depth 1 + Adam +
+    """The chapter's main comparison on one panel: test error against ``|Omega| / dof`` of depth 1 + Adam +
     ratio penalty, of the deep models without the penalty (depth 2 and 3, each with the optimizer
     that does better on the grid, :func:`_best_optimizer`), of depth 1 + Adam without the penalty, and
     of minimum-nuclear-norm completion: median over seeds (markers) with the range over seeds (bars),
     the series offset sideways a little so that the bars stay apart."""
     runs, dof = grid["runs"], grid["dof"]
-    fig, ax = plt.subplots(figsize=(FULL, 3.9), layout="constrained")
+    fig, ax = plt.subplots(figsize=(FULL, 3.5), layout="constrained")
     series = [(runs[(runs.depth == 1) & (runs.optimizer == "adam") & (runs.lam > 0)], COLORS["blue"], "o", "-",
                "depth 1, Adam, ratio penalty")]
     for depth, mk in ((2, "s"), (3, "^")):
@@ -245,7 +251,7 @@ def fig_headline(grid: dict, baseline: pd.DataFrame) -> plt.Figure:
                     color=c, ls=ls, marker=mk, ms=6, lw=1.6, capsize=3, label=name,
                     mfc="white" if mk in ("s", "^", "D") else c, mew=1.4)
     ax.set_yscale("log")
-    ax.set_xlabel(r"observations $m$ / degrees of freedom $r(2n-r)$")
+    ax.set_xlabel(OBS_LABEL)
     ax.set_ylabel("test MSE (unobserved entries)")
     legend_right(ax, fontsize=9)
     return fig

@@ -8,12 +8,23 @@ measurement here does not recompute the paper-scale studies (an hour on two CPU 
 
 from __future__ import annotations
 
+import inspect
+import json
+import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
+from .. import matrix_completion as mc
+from .. import polar
+from ..book import paths
 from . import ch04
+
+#: what the reader sees for the number of observed entries (``m`` in the code)
+N_OBS = "|Ω|"
 
 
 def config_name(depth: int, optimizer: str, lam: float) -> str:
@@ -35,7 +46,7 @@ def summary(grid_result: dict, baseline_runs: pd.DataFrame | None = None, col: s
     order = list(dict.fromkeys(allr["config"]))
     table = allr.groupby(["config", "m"])[col].agg(stat).unstack("m").reindex(order)
     table.columns = [f"{m / grid_result['dof']:.2f}x" for m in table.columns]
-    table.columns.name = "m / dof"
+    table.columns.name = f"{N_OBS} / dof"
     return table
 
 
@@ -158,8 +169,8 @@ def per_seed_table(grid_result: dict, base: pd.DataFrame, P: ch04.Params) -> pd.
     c = configs(grid_result, P)
     mk = P.marks
     per = pd.concat({"d1 Adam+ratio": c["d1"], "d3 GD": c["d3"], "nuclear-norm min": base}, names=["config"])
-    per = per[per.m.isin([mk.m_few, mk.m_mid, mk.m_hi])].reset_index(level=0)
-    return per.pivot_table(index=["config", "m"], columns="seed", values="test")
+    per = per[per.m.isin([mk.m_few, mk.m_mid, mk.m_hi])].reset_index(level=0).rename(columns={"m": N_OBS})
+    return per.pivot_table(index=["config", N_OBS], columns="seed", values="test")
 
 
 def grid_measures(grid_result: dict, base: pd.DataFrame, P: ch04.Params) -> dict[str, Any]:
@@ -170,7 +181,7 @@ def grid_measures(grid_result: dict, base: pd.DataFrame, P: ch04.Params) -> dict
     no penalty), its ``(r+1)``-th singular value at 3x (control: no penalty),
     its median test error over depth 3's at 2x and 3x (control: no penalty), its effective rank and top
     singular values at 3x against ``W*`` (controls: no penalty); the runs at 1.5x (largest
-    ``sigma_1(W)/sigma_1(W*)``, runs flagged as runaway); Adam without the penalty's largest movement of
+    ``sigma_1(W)/sigma_1(W*)``, runs flagged as runaway, largest over smallest test error); Adam without the penalty's largest movement of
     an unobserved entry (an identity)."""
     c = configs(grid_result, P)
     d1, d1n, d2, d3 = c["d1"], c["d1_nopen"], c["d2"], c["d3"]
@@ -208,6 +219,7 @@ def grid_measures(grid_result: dict, base: pd.DataFrame, P: ch04.Params) -> dict
         sv_dev=sv_dev(hi1, "max"), sv_dev_control=sv_dev(hin, "min"),
         sv_weyl=g.n * g.lr_adam / float(truth[f"s{r}"].min()),
         few_s1_ratio=float((few.s1 / truth.s1.loc[few.index]).max()), few_runaway=int(few.runaway.sum()),
+        few_spread=float(few.test.max() / few.test.min()),
         frozen=float(d1n.move_unobs.max()), frozen_best_test=float(d1n.test.min()),
     )
 
@@ -312,3 +324,133 @@ def ablation_measures(tab: pd.DataFrame, grid_result: dict) -> dict[str, Any]:
         lower_penalty=float(r_gap(blow).max()), lower_penalty_control=float(r_gap(ref).min()),
         r_star=truth.ratio.to_dict(),
     )
+
+
+def newton_schulz_float32(grid_result: dict, P: ch04.Params, iters: int) -> dict[str, float]:
+    """The penalty gradient from ``iters`` Newton-Schulz iterations run in float32 (the iteration's own
+    precision, :func:`lib.matrix_completion.penalty_grad`) on the final depth-1 matrices trained with the
+    penalty, against autograd through an exact float64 SVD: smallest and largest relative error
+    ``||g - g_ref||_F / ||g_ref||_F`` over the matrices."""
+    rows = select(grid_result["runs"], depth=1, lam=P.grid.lam).index.to_numpy()
+    w = ch04.final_matrices(grid_result, rows).to(torch.float32)
+    x = w.to(torch.float64).requires_grad_(True)
+    (ref,) = torch.autograd.grad((torch.linalg.svdvals(x).sum(-1) / torch.linalg.matrix_norm(x)).sum(), x)
+    g = mc.penalty_grad(w, True, method="newton-schulz", iters=iters).to(torch.float64)
+    rel = (g - ref).norm(dim=(1, 2)) / ref.norm(dim=(1, 2))
+    return dict(min=float(rel.min()), max=float(rel.max()))
+
+
+# -- numbers for the prose (glued into the text, never retyped) -----------------------------------------
+_SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sci(x: float, digits: int = 1) -> str:
+    """``x`` rounded to ``digits`` significant digits, as the prose writes it: plainly from 0.01 to 9,999
+    (``0.04``, ``3,000``), otherwise as ``a·10^k`` with superscripts (``3·10⁻³``, ``10⁻⁸``, ``1.5·10⁴``)."""
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    e = math.floor(math.log10(abs(x)))
+    mant = round(x / 10.0**e, digits - 1)
+    if abs(mant) >= 10:
+        mant, e = mant / 10, e + 1
+    if -2 <= e <= 3:
+        return f"{round(x, digits - 1 - e):,.{max(0, digits - 1 - e)}f}"
+    m = f"{mant:.{digits - 1}f}".rstrip("0").rstrip(".") if digits > 1 else f"{mant:.0f}"
+    power = "10" + str(e).translate(_SUP)
+    return power if m == "1" else ("−" + power if m == "-1" else f"{m}·{power}")
+
+
+def adam_defaults() -> dict[str, float]:
+    """Adam's ``beta1``, ``beta2`` and ``eps`` and the normalised step's averaging constant, as
+    :func:`lib.matrix_completion.train` sets them (PyTorch's defaults for Adam)."""
+    d = inspect.signature(mc.train).parameters
+    return {k: float(d[k].default) for k in ("beta1", "beta2", "adam_eps", "ngd_alpha")}
+
+
+def adam_step_bound(beta1: float, beta2: float) -> float:
+    """The largest step of Adam (with ``eps = 0``) on one coordinate in units of the learning rate:
+    by Cauchy-Schwarz, ``|m_t| / sqrt(v_t) <= (1 - beta1) / sqrt((1 - beta2)(1 - beta1^2/beta2))``."""
+    return (1 - beta1) / math.sqrt((1 - beta2) * (1 - beta1**2 / beta2))
+
+
+def prose_values(P: ch04.Params, full: ch04.Params) -> dict[str, str]:
+    """The parameters the chapter's prose quotes, as text to glue (keys without the chapter prefix;
+    ``full-`` for the paper-scale profile): problem sizes and their degrees of freedom ``r(2n - r)``,
+    rates, budgets, Adam's constants and the estimates the text derives from them (the size
+    ``lam / (||W||_F sqrt n)`` of the penalty's gradient at an unobserved entry and its norm
+    ``lam sqrt(n) / ||W||_F``, with ``||W||_F = ||W*||_F = n``; the Newton-Schulz threshold
+    ``1.5^-k``; Adam's largest step)."""
+    out: dict[str, str] = {}
+    for pre, p in (("", P), ("full-", full)):
+        g = p.grid
+        out |= {
+            pre + "n": str(g.n), pre + "rank": str(g.rank), pre + "seeds": str(g.seeds),
+            pre + "dof": f"{mc.degrees_of_freedom(g.n, g.rank):,}", pre + "lr-adam": sci(g.lr_adam),
+            pre + "steps": sci(g.steps, 2), pre + "log-every": str(g.log_every),
+            pre + "stop-window": f"{g.stop_window:,}", pre + "side-seeds": str(p.ablations.seeds),
+            pre + "m-range": f"{min(g.m):,} to {max(g.m):,}", pre + "ns-old": str(p.identities.old_ns_iters),
+            pre + "ns-threshold": sci(1.5 ** -p.identities.old_ns_iters),
+            pre + "lr-factors": " and ".join(f"{lr / g.lr_adam:g}" for lr in p.ablations.lrs),
+        }
+    g, a = P.grid, adam_defaults()
+    out |= {
+        "lam": sci(g.lam), "init": sci(g.init_scale), "lr-ngd": sci(g.lr_gd), "ngd-eps": sci(g.gd_eps),
+        "lr-plain": sci(g.lr_plain), "lr-plain-big": sci(max(P.normalized.lrs_plain)),
+        "lr-ngd-study": sci(P.normalized.lr), "eps-small": sci(min(P.normalized.eps)),
+        "stop-train": sci(g.stop_train), "stop-rtol": sci(g.stop_rtol), "mech-steps": str(P.mechanism.steps),
+        "mech-lams": f"{sci(min(P.mechanism.lams))} to {sci(max(P.mechanism.lams))}",
+        "m-few": f"{P.marks.m_few:,}", "m-mid": f"{P.marks.m_mid:,}", "m-hi": f"{P.marks.m_hi:,}",
+        "beta1": f"{a['beta1']:g}", "beta2": f"{a['beta2']:g}", "adam-eps": sci(a["adam_eps"]),
+        "ngd-alpha": f"{a['ngd_alpha']:g}", "adam-bound": f"{adam_step_bound(a['beta1'], a['beta2']):.2g}",
+        "unobs-grad": sci(g.lam / (g.n * math.sqrt(g.n))), "pen-grad-norm": sci(g.lam * math.sqrt(g.n) / g.n),
+    }
+    return out
+
+
+def recorded(stem: str = ch04.STEM, directory: Path | None = None) -> dict[str, Any]:
+    """The committed record of the paper-scale execution (``records/full/<stem>.run.json`` and
+    ``.claims.json``, written by ``python -m lib archive``): claims passed and checked, every claim by
+    id (``measured``, ``values``, ...), the wall time of each study and of all together in minutes, and
+    the latter as text (``wall``, e.g. ``2 h 6 min``)."""
+    d = directory or paths.root() / "records" / "full"
+    run = json.loads((d / f"{stem}.run.json").read_text())
+    claims = json.loads((d / f"{stem}.claims.json").read_text())
+    minutes = {s["study"]: s["wall_s"] / 60 for s in run["studies"]}
+    h, m = divmod(round(sum(minutes.values())), 60)
+    return dict(profile=run["profile"], passed=run["n_passed"], total=run["n_claims"],
+                claims={c["id"]: c for c in claims["claims"]}, minutes=minutes,
+                wall_min=sum(minutes.values()), wall=f"{h} h {m} min" if h else f"{m} min")
+
+
+def recorded_values(rec: dict[str, Any], full: ch04.Params) -> dict[str, str]:
+    """The numbers of the paper-scale record (:func:`recorded`) that the prose quotes, as text to glue
+    (prefix ``full-``): claims passed and checked, wall times (in all and per study, in minutes), the
+    mechanism study's GD-over-Adam ratio, the depth-1 median test error at ``marks.m_mid``, Adam without
+    momentum's largest test error, and the floor terms ``lr^2`` and ``lr^2 + lam^2`` they are compared
+    with."""
+    c, g = rec["claims"], full.grid
+    return {
+        "full-passed": str(rec["passed"]), "full-claims": str(rec["total"]), "full-wall": rec["wall"],
+        **{f"full-min-{k}": f"{v:.0f}" for k, v in rec["minutes"].items()},
+        "full-gd-stalls": sci(c["ch04-gd-stalls"]["measured"], 2),
+        "full-d1-mid": sci(c["ch04-depth1-completes"]["values"][f"median m={full.marks.m_mid}"], 2),
+        "full-beta1-zero": sci(c["ch04-beta1-zero"]["measured"], 2),
+        "full-lr-sq": sci(g.lr_adam**2), "full-floor": sci(g.lr_adam**2 + g.lam**2),
+    }
+
+
+def penalty_path(w0: torch.Tensor, lams: torch.Tensor, *, steps: int, lr: float, eps: float,
+                 adam: bool = True) -> torch.Tensor:
+    """``steps`` steps of Adam (PyTorch's, with ``eps``) or of plain GD (``adam=False``) on the penalty
+    alone, ``lam * Psi(W)`` with ``Psi = ||W||_*/||W||_F`` (gradient :func:`lib.polar.ratio_grad`), from
+    ``w0`` (``[n, k]``) for each weight of ``lams`` (``[B]``) as one batch; returns ``W`` ``[B, n, k]``.
+    With ``eps = 0`` Adam's path does not depend on ``lam`` (chapter 4's lemma); plain GD's depends on
+    ``lr * lam`` only."""
+    lam = lams.to(w0).reshape(-1, 1, 1)
+    w = w0.repeat(len(lam), 1, 1).requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr, eps=eps) if adam else torch.optim.SGD([w], lr=lr)
+    for _ in range(steps):  # one batched step per iteration, every lambda at once
+        w.grad = lam * polar.ratio_grad(w.detach())[0]
+        opt.step()
+    return w.detach()
