@@ -22,19 +22,22 @@ def _mark_kinks(ax, p, f, color, marker="v", label=None):
 
 
 def fig_weight(triples: dict[str, tuple[list[float], list[float]]]):
-    """Left: the kink weights W(p). Right: cost of the one-kink interpolant of three points against
-    the kink position q, with the minimiser marked."""
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 4.3), layout="constrained")
+    """(a) The kink weights rho(p): sqrt(1 + p^2) (biases penalised), 1 + |p| (the |w| + |b| penalty) and 1
+    (biases free). (b) For each data set of ``triples`` (name: (x, y); its first three points are used), the
+    bias-penalised cost |s| rho(q) of the one-kink interpolant against the kink position q, with the
+    closed-form minimiser (:func:`lib.minnorm1d.three_point`) marked."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 3.5), layout="constrained")
     p = np.linspace(-4, 4, 401)
     for pen, col, lab in (("l2", "blue", r"$\sqrt{1+p^2}$ (biases penalised)"),
                           ("l1", "yellow", r"$1+|p|$ ($|w|+|b|$ penalty)"), ("free", "red", r"$1$ (biases free)")):
         ax0.plot(p, mn.weight(p, pen), color=COLORS[col], label=lab)
     ax0.set_xlabel("kink position $p = -b/w$")
     ax0.set_ylabel("cost per unit slope jump $\\rho(p)$")
-    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    ax0.set_ylim(0.8, 7.2)
+    ax0.legend(loc="upper center", ncol=1)
     ax0.set_title("one neuron: $|a|\\,\\|(w,b)\\| = |s|\\,\\rho(p)$")
     for (name, (x, y)), col in zip(triples.items(), ("blue", "purple", "green")):
-        x, y = np.asarray(x, float), np.asarray(y, float)
+        x, y = np.asarray(x, float)[:3], np.asarray(y, float)[:3]
         kappa = abs(mn.secants(x, y)[1][0])
         qa = np.linspace(x[0], x[1], 300)[1:]  # kink left of x2: lines through (x1,y1) and (x2,x3)
         qb = np.linspace(x[1], x[2], 300)[:-1]
@@ -52,13 +55,15 @@ def fig_weight(triples: dict[str, tuple[list[float], list[float]]]):
     ax1.set_xlabel("position $q$ of the single kink")
     ax1.set_ylabel(r"cost $|s|\sqrt{1+q^2}$ of the interpolant")
     ax1.set_title("three points: minimiser at $x_2$ or $-1/x_1$")
-    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    ax1.legend(loc="lower left", ncol=1)
     panel_labels((ax0, ax1))
     return fig
 
 
 def fig_interpolants(examples: dict[str, Any], names: list[str]):
-    """Exact minimal-norm interpolants with (l2) and without (free) the bias penalty, kinks marked."""
+    """One panel per data set of ``names``, (a), (b), ...: the exact minimal-norm interpolants with the
+    bias penalty (minimising R-bar, kinks ▼) and without it (minimising R, the solver's member of the
+    family, kinks ▲), over the data."""
     fig, axes = plt.subplots(1, len(names), figsize=(FULL - 0.2, 3.3), layout="constrained")
     for ax, name in zip(np.atleast_1d(axes), names):
         e = examples[name]
@@ -80,9 +85,9 @@ def fig_interpolants(examples: dict[str, Any], names: list[str]):
 
 
 def fig_family(e: dict[str, Any], name: str):
-    """The bias-free family on one data set, one member per panel (they coincide outside the middle of
-    the data, so one panel would hide them behind each other): equal cost, different kink counts; the
-    bias-penalised minimiser dashed in every panel."""
+    """The bias-free family on one data set, one member per panel, (a), (b), ... (they coincide outside
+    the middle of the data, so one panel would hide them behind each other): equal cost R = sum_i |kappa_i|,
+    different kink counts; the bias-penalised minimiser dashed in every panel."""
     members = list(e["family"].items())
     fig, axes = plt.subplots(1, len(members), figsize=(FULL, 3.4), sharey=True, layout="constrained")
     cols = [COLORS["red"], COLORS["yellow"], COLORS["purple"]]
@@ -103,9 +108,9 @@ def fig_family(e: dict[str, Any], name: str):
 
 
 def fig_counterexample(c: dict[str, Any], title: str):
-    """A certified counterexample (a record of ``ch03.counterexamples``): left, the bias-penalised minimiser
-    and the sparsest interpolant over the data, kinks marked; right, their difference."""
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 4.4), gridspec_kw={"width_ratios": [1.3, 1]},
+    """A certified counterexample (a record of ``ch03.counterexamples``): (a) the bias-penalised minimiser
+    (minimising R-bar) and the sparsest interpolant over the data, kinks marked; (b) their difference."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 3.5), gridspec_kw={"width_ratios": [1.3, 1]},
                                    layout="constrained")
     paired = c["paired"]
     ax0.plot(c["grid"], paired["values"], color=COLORS["red"],
@@ -118,7 +123,7 @@ def fig_counterexample(c: dict[str, Any], title: str):
     ax0.plot(c["x"], c["y"], "o", color="black", markersize=4, zorder=6, label="data")
     ax0.set_xlabel("$x$")
     ax0.set_ylabel("$f(x)$")
-    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    ax0.legend(loc="upper left", ncol=1)
     ax0.set_title(title, fontsize=9)
     ax1.plot(c["grid"], c["f_l2"] - paired["values"], color=COLORS["purple"])
     ax1.axhline(0, color="black", lw=0.6)
@@ -131,9 +136,10 @@ def fig_counterexample(c: dict[str, Any], title: str):
 
 
 def fig_dual_certificate(c: dict[str, Any]):
-    """A counterexample with its certificate: left, the minimiser and the sparsest interpolant; right, the
-    certified dual function g against the weight sqrt(1 + p^2), touching it where the minimiser has kinks."""
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 4.6), layout="constrained")
+    """A counterexample with its certificate: (a) the minimiser and the sparsest interpolant; (b) the
+    certified dual function g_lambda against the weight rho(p) = sqrt(1 + p^2), touching it where the
+    minimiser has kinks."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 3.6), layout="constrained")
     paired = c["paired"]
     ax0.plot(c["grid"], paired["values"], color=COLORS["red"],
              label=f"sparsest interpolant: {paired['kinks'].size} kink, $\\bar R$ = {paired['cost_l2']:.4f}")
@@ -145,7 +151,7 @@ def fig_dual_certificate(c: dict[str, Any]):
     ax0.plot(c["x"], c["y"], "o", color="black", markersize=4, zorder=6, label="data")
     ax0.set_xlabel("$x$")
     ax0.set_ylabel("$f(x)$")
-    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    ax0.legend(loc="upper left", ncol=1)
     ax0.set_title("two curvatures after $x_1 x_2 < -1$")
     p = c["dual_grid"]
     ax1.plot(p, mn.weight(p, "l2"), color="black", ls="--", lw=1.2, label="$\\rho(p) = \\sqrt{1+p^2}$")
@@ -157,22 +163,25 @@ def fig_dual_certificate(c: dict[str, Any]):
         ax1.axvline(v, color="gray", lw=0.6, ls=":")
     ax1.set_xlabel("kink position $p$")
     ax1.set_title("certificate touches $\\rho$ at the kinks")
-    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    ax1.set_ylim(None, 1.45 * float(np.max(mn.weight(p, "l2"))))
+    ax1.legend(loc="upper center", ncol=1)
     panel_labels((ax0, ax1))
     return fig
 
 
 def fig_sparsity_map(df: pd.DataFrame):
-    """Fraction of random data sets whose bias-penalised minimiser is as sparse as possible, against
-    the longest same-sign curvature run L and the data centre (last column: one interval straddles 0 with
-    x_i x_{i+1} < -1); and the mean excess of kinks."""
+    """Against the longest same-sign curvature run ell (rows) and the data centre (columns; the last: one
+    interval straddles 0 with x_i x_{i+1} < -1): (a) the fraction of random data sets whose bias-penalised
+    minimiser is as sparse as possible, (b) the mean number of kinks in excess of the fewest."""
     order = [f"{o:g}" for o in sorted(df.loc[df.regime == "centred", "offset"].unique())]
     order += ["straddling"] if (df.regime == "straddling").any() else []
     frac = df.groupby(["L", "centre"]).is_sparsest.mean().unstack()[order]
     excess = df.groupby(["L", "centre"]).excess.mean().unstack()[order]
     n = df.groupby(["L", "centre"]).size().unstack()[order]
-    fig, axes = plt.subplots(2, 1, figsize=(FULL, 6.4), layout="constrained")
-    for ax, M, title, cmap, vmax in ((axes[0], frac, "fraction with minimiser = sparsest", "cividis", 1.0),
+    counts = sorted(set(int(v) for v in n.to_numpy().ravel()))
+    fig, axes = plt.subplots(2, 1, figsize=(FULL, 4.6), sharex=True, layout="constrained")
+    first = f"fraction with minimiser = sparsest ({' or '.join(map(str, counts))} data sets per cell, {int(df.shape[0])} in all)"
+    for ax, M, title, cmap, vmax in ((axes[0], frac, first, "cividis", 1.0),
                                      (axes[1], excess, "mean excess kinks over the sparsest", "viridis", None)):
         top = vmax or max(1.0, float(M.max().max()))
         im = ax.imshow(M.to_numpy(), origin="lower", cmap=cmap, vmin=0, vmax=top, aspect="auto")
@@ -185,20 +194,20 @@ def fig_sparsity_map(df: pd.DataFrame):
         ax.set_yticks(range(M.shape[0]), [str(r) for r in M.index])
         if "straddling" in M.columns:
             ax.axvline(M.shape[1] - 1.5, color="white", lw=2)
-        ax.set_xlabel("centre of the data (last column: an interval with $x_i x_{i+1} < -1$)")
         ax.set_ylabel("longest same-sign\nrun $\\ell$ of $\\kappa_i$")
         ax.set_title(title)
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    counts = sorted(set(int(v) for v in n.to_numpy().ravel()))
-    fig.suptitle(f"{' or '.join(map(str, counts))} random data sets per cell, {int(df.shape[0])} in all")
+    axes[-1].set_xlabel("centre of the data (last column: an interval with $x_i x_{i+1} < -1$)")
     panel_labels(axes)
     return fig
 
 
-def fig_trained(tr: dict[str, Any], width: int):
-    """Trained networks of one width (all lambdas and seeds) over the exact answers, one panel per method."""
+def fig_trained(tr: dict[str, Any], width: int | None = None):
+    """Trained networks of one width (default: the smallest; all lambdas and seeds) over the exact
+    bias-penalised interpolant, one panel per method, (a), (b), ..., merged kinks marked."""
     runs = tr["runs"]
+    width = int(runs.width.min()) if width is None else width
     methods = list(dict.fromkeys(runs.method))
     fig, axes = plt.subplots(1, len(methods), figsize=(FULL, 3.5), sharey=True, layout="constrained")
     for ax, me in zip(np.atleast_1d(axes), methods):
@@ -222,7 +231,8 @@ def fig_trained(tr: dict[str, Any], width: int):
 
 
 def fig_kinks_vs(tr: dict[str, Any]):
-    """Merged kink count against lambda (weight-decay runs) for each width; GD from small init at the right."""
+    """Merged kink count against lambda (weight-decay runs; colour: method, marker: width), with plain GD
+    from small initialisation (lambda = 0) in the last column and the exact interpolant's count dashed."""
     runs = tr["runs"]
     widths = sorted(runs.width.unique())
     lams = sorted(runs.lam[runs.lam > 0].unique())
@@ -251,7 +261,8 @@ def fig_kinks_vs(tr: dict[str, Any]):
 
 
 def fig_cost_curves(tr: dict[str, Any]):
-    """Over training: the network's bias-penalised norm and its square loss (median and range over runs)."""
+    """Over the training steps, median and range over runs per method: (a) the bias-penalised norm
+    sum_j |a_j| ||(w_j, b_j)|| (the exact minimal R-bar dashed); (b) the square loss L(theta)."""
     runs = tr["runs"]
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(FULL, 3.7), layout="constrained")
     t = tr["steps"]

@@ -52,14 +52,14 @@ def coincide(curves: dict, name: str, tol: float = 1e-6) -> list[list[int]]:
 
 
 def interpolants(table: dict, examples: list[str]) -> plt.Figure:
-    """Each example's regions and its exact minimum norm interpolants under four conventions, two
-    panels a row. Curves are drawn widest first, so that where two conventions give the same function
-    both stay visible, and each panel's title says which conventions coincide there
-    (:func:`coincide`)."""
+    """Each example's regions and its exact minimum norm interpolants f^* under four conventions, one
+    panel per example, (a), (b), ... two a row. Curves are drawn widest first, so that where two
+    conventions give the same function both stay visible, and each panel's title says which conventions
+    coincide there (:func:`coincide`); open circles: the kinks t of the primary interpolant."""
     curves = table["curves"]
     cols = min(2, len(examples))
     rows = -(-len(examples) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(FULL, 2.7 * rows + 0.9), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(FULL, 2.5 * rows + 0.9), squeeze=False, layout="constrained")
     for ax in axes.ravel()[len(examples):]:
         ax.set_visible(False)
     for ax, name in zip(axes.ravel(), examples):
@@ -83,12 +83,13 @@ def interpolants(table: dict, examples: list[str]) -> plt.Figure:
 
 
 def schedules(lasso_study: dict, trained_study: dict) -> plt.Figure:
-    """Gap distance to the region interpolant along the (n, m) grid, per lambda schedule: the exact
-    infinite-width problem (left) and trained networks (right: objective relative to the exact optimum at
-    the common step budget; a star: the fast schedule's runs continued until weight decay has acted)."""
+    """Along the (n, m) grid, per schedule of lambda: (a) the exact infinite-width problem, the sup
+    distance in the gap between the lasso optimum and the minimum norm interpolant f^*; (b) trained
+    networks, objective J over the exact optimum's at the common step budget T (a star: the fast
+    schedule's runs continued until eta lambda T = ``long_acted``, where weight decay has acted)."""
     lasso, trained, long = lasso_study["runs"], trained_study["runs"], trained_study.get("long")
     sample_distance = float(np.mean(lasso_study["sample_interpolant_distance"]))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(FULL, 4.4), layout="constrained")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(FULL, 4.0), layout="constrained")
     for name, st in SCHED_STYLE.items():
         d = lasso[lasso.schedule == name].groupby("level").distance.mean()
         if len(d):
@@ -120,11 +121,12 @@ def schedules(lasso_study: dict, trained_study: dict) -> plt.Figure:
 
 
 def trained_overlay(bias: dict) -> plt.Figure:
-    """Trained networks (seed 0) per optimiser and initialisation, without and with weight decay, over
-    the data and the exact references."""
+    """Trained networks (seed 0) over the data and the exact references: (a), (b) without weight decay,
+    (c), (d) with weight decay lambda; (a), (c) standard and (b), (d) small initialisation, one curve per
+    optimiser."""
     runs = bias["runs"]
     z, f = bias["z"], bias["f"]
-    fig, axes = plt.subplots(2, 2, figsize=(FULL, 6.6), sharex=True, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(FULL, 6.1), sharex=True, sharey=True, layout="constrained")
     inits = sorted(runs.init.unique(), reverse=True)
     for i, wd in enumerate(sorted(runs.wd.unique())):
         for j, init in enumerate(inits):
@@ -153,11 +155,12 @@ def trained_overlay(bias: dict) -> plt.Figure:
 
 
 def norm_history(bias: dict) -> plt.Figure:
-    """Variation norm over training (mean over seeds) per optimiser, initialisation and weight decay,
-    against the minimum norm of the data and the norm of the exact regularised optimum."""
+    """The variation norm V(theta) = sum_j |a_j| ||(w_j, b_j)|| over the steps t (mean over seeds) per
+    optimiser and initialisation: (a) without weight decay, against the minimum norm of the data; (b) with
+    weight decay lambda, also against the norm of the exact regularised optimum."""
     runs = bias["runs"]
     steps, hist = bias["steps"], bias["norm_history"]
-    fig, axes = plt.subplots(1, 2, figsize=(FULL, 4.6), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(FULL, 4.2), sharey=True, layout="constrained")
     for ax, wd in zip(axes, sorted(runs.wd.unique())):
         for k, init in enumerate(sorted(runs.init.unique(), reverse=True)):
             for method, color in METHOD_COLOR.items():
