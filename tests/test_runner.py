@@ -25,9 +25,9 @@ def test_resolve_aliases():
 def test_claims_markdown_lists_every_claim_with_numbers():
     rec = {"chapter": "01-x", "profile": "fast", "device_name": "cpu", "commit": "abc"}
     cs = {"01-x": {"n_claims": 2, "n_passed": 2, "claims": [
-        {"id": "a", "statement": "s|t", "paper": "k", "where": "w", "measured": 1.5e-12,
+        {"id": "a", "statement": "s|t", "paper": "k", "where": "w", "source": "paper", "measured": 1.5e-12,
          "criterion": "m <= 1e-10", "passed": True, "values": {"g=1": 2.0}},
-        {"id": "b", "statement": "u", "paper": "k", "where": "w", "measured": 3.0,
+        {"id": "b", "statement": "u", "paper": "k", "where": "w", "source": "numerics", "measured": 3.0,
          "criterion": "|m - 3| <= 0", "passed": True, "values": {}},
     ]}}
     md = site.claims_markdown([rec], cs)
