@@ -102,13 +102,20 @@ def polar_svd(w: torch.Tensor, *, with_sigma: bool = False):
         ``P`` (shape and dtype of ``w``), or ``(P, sigma)`` with ``with_sigma``.
     """
     x, single = _batched(w)
-    u, s, vh = torch.linalg.svd(x.to(torch.float64), full_matrices=False)
-    keep = s > s[:, :1] * (max(x.shape[1:]) * torch.finfo(torch.float64).eps)
-    s = torch.where(keep, s, torch.zeros_like(s))
+    u, s, vh, keep = svd_kept(x)
     p = torch.bmm(u * keep.to(u.dtype).unsqueeze(1), vh).to(w.dtype)
     if single:
         p, s = p[0], s[0]
     return (p, s) if with_sigma else p
+
+
+def svd_kept(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD of a batch ``[B, n, k]`` in float64, with the numerically zero singular values
+    (``<= max(n, k) * eps64 * sigma_max``) set to 0: ``(U, sigma, V^T, keep)``, ``keep [B, min(n, k)]``
+    marking the others. The polar factor is ``U diag(keep) V^T`` (:func:`polar_svd`)."""
+    u, s, vh = torch.linalg.svd(x.to(torch.float64), full_matrices=False)
+    keep = s > s[:, :1] * (max(x.shape[1:]) * torch.finfo(torch.float64).eps)
+    return u, torch.where(keep, s, torch.zeros_like(s)), vh, keep
 
 
 def newton_schulz_iters_needed(w: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
