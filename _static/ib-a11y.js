@@ -30,7 +30,54 @@
     }
   }
 
+  // The theme makes a table container focusable (tabindex 0) when the table overflows it, so that a
+  // keyboard can scroll it, but gives it no role (axe focus-order-semantics). A container that
+  // scrolls becomes a region named after the table's caption, or else its section's heading; one
+  // that stops scrolling (tabindex -1, on a wider window) loses the role again.
+  function label(c) {
+    var cap = c.querySelector("caption");
+    var text = cap ? cap.textContent : "";
+    if (!text.trim()) {
+      var section = c.closest("section");
+      var h = section ? section.querySelector("h1, h2, h3, h4, h5, h6") : null;
+      text = h ? h.textContent : "";
+    }
+    text = text.replace(/[#¶]/g, "").replace(/\s+/g, " ").trim();
+    return (text ? text + ": " : "") + "table, scrolls sideways";
+  }
+
+  function nameScrollingTables() {
+    document.querySelectorAll(".pst-scrollable-table-container[tabindex]").forEach(function (c) {
+      if (c.getAttribute("tabindex") === "0") {
+        if (!c.hasAttribute("role")) {
+          // landmarks need distinct names (axe landmark-unique): a second table under the same
+          // heading is numbered
+          var name = label(c), k = 1, taken = function (n) {
+            return Array.prototype.some.call(document.querySelectorAll("[role=region][aria-label]"),
+              function (r) { return r.getAttribute("aria-label") === n; });
+          };
+          while (taken(k === 1 ? name : name + " " + k)) k += 1;
+          c.setAttribute("role", "region");
+          c.setAttribute("aria-label", k === 1 ? name : name + " " + k);
+        }
+      } else if (c.getAttribute("role") === "region") {
+        c.removeAttribute("role");
+        c.removeAttribute("aria-label");
+      }
+    });
+  }
+
+  function watchTables() {
+    nameScrollingTables();
+    var main = document.getElementById("main-content") || document.body;
+    new MutationObserver(nameScrollingTables).observe(main, {
+      subtree: true, attributes: true, attributeFilter: ["tabindex"],
+    });
+  }
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", repair);
   else repair();
   window.addEventListener("load", repair);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", watchTables);
+  else watchTables();
 })();

@@ -160,8 +160,10 @@ def test_claims_appendix_all_pass(browser, server):
 # ---------------------------------------------------------------------------------------------------
 # Accessibility: axe-core over every page of the built site
 
-#: impacts that fail the audit; "moderate" and "minor" violations are reported, not failed
-FAILING = ("serious", "critical")
+#: impacts that fail the audit: all of axe's four (the last minor one, focus-order-semantics on the
+#: theme's scrolling tables, is repaired by _static/ib-a11y.js); a rule could be reported instead of
+#: failed by leaving its impact out here
+FAILING = ("minor", "moderate", "serious", "critical")
 #: nodes left out of the audit, as {CSS selector: reason}. Only for third-party markup that the book
 #: cannot change; fix everything else (theme settings, _static/ib.css and ib-a11y.js, lib.book.sphinxext).
 EXCLUDED: dict[str, str] = {}
@@ -271,6 +273,26 @@ def _audit_html(browser, axe_script, body: str) -> list[dict]:
 def test_audit_reports_a_known_fault_and_passes_its_repair(browser, axe_script, fault, faulty, repaired):
     assert fault in [(v["id"], v["impact"]) for v in _audit_html(browser, axe_script, faulty)]
     assert _audit_html(browser, axe_script, repaired) == []
+
+
+def test_scrolling_table_gets_a_role(browser, axe_script):
+    """The theme makes a table container that scrolls focusable without a role; the book's script
+    (_static/ib-a11y.js, as every page loads it) names it as a region after its caption, numbering a
+    second one with the same caption (landmarks need distinct names)."""
+    table = ('<div class="pst-scrollable-table-container" tabindex="0" style="width:120px;overflow:auto">'
+             '<table><caption>Wide table</caption><tr><th>a</th><td style="min-width:600px">x</td></tr>'
+             '</table></div>') * 2
+    script = (paths.root() / "_static" / "ib-a11y.js").read_text()
+    fault = [(v["id"], v["impact"]) for v in _audit_html(browser, axe_script, table)]
+    assert ("focus-order-semantics", "minor") in fault
+    page = browser.new_page()
+    try:
+        page.set_content(_PAGE.format(f"<script>{script}</script>" + table))
+        names = [c.get_attribute("aria-label") for c in page.locator(".pst-scrollable-table-container").all()]
+        assert names == ["Wide table: table, scrolls sideways", "Wide table: table, scrolls sideways 2"]
+        assert audit(page, axe_script) == []
+    finally:
+        page.close()
 
 
 def test_empty_pandas_headers_are_labelled(browser, axe_script):
