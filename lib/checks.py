@@ -5,6 +5,7 @@ Every invalid input raises :class:`ParameterError` naming the parameter, its val
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,23 +55,27 @@ def check_profile(profile: Any) -> str:
     return check_choice("profile", profile, PROFILES)
 
 
-def check_fields(obj: Any, *names: str, integer: bool = False) -> None:
+def check_fields(obj: Any, *names: str, integer: bool = False, allow_zero: bool = False) -> None:
     """:func:`check_positive` on the attributes ``names`` of ``obj`` (a parameter dataclass)."""
     for n in names:
-        check_positive(n, getattr(obj, n), integer=integer)
+        check_positive(n, getattr(obj, n), integer=integer, allow_zero=allow_zero)
 
 
 def check_numbers(name: str, values: Any, *, lo: float = 0.0, hi: float = float("inf"), integer: bool = False,
-                  allow_empty: bool = False, what: str = "") -> tuple:
-    """A tuple (or list) of finite numbers in the open interval ``(lo, hi)``, integers if ``integer``,
-    non-empty unless ``allow_empty``; raises :class:`ParameterError` naming ``name`` otherwise."""
-    ok = isinstance(values, (tuple, list)) and (allow_empty or len(values) > 0)
+                  allow_empty: bool = False, closed: tuple[bool, bool] = (False, False), what: str = "") -> tuple:
+    """A sequence (tuple, list) of finite numbers between ``lo`` and ``hi``, ends open unless ``closed``
+    says otherwise (``(lo_closed, hi_closed)``), integers if ``integer``, non-empty unless
+    ``allow_empty``; returns it as a tuple, raises :class:`ParameterError` naming ``name`` otherwise."""
+    ok = isinstance(values, Sequence) and not isinstance(values, str) and (allow_empty or len(values) > 0)
     kind = (int, np.integer) if integer else (int, float, np.number)
     for v in values if ok else ():
-        if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v) or not lo < v < hi:
+        if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v):
+            ok = False
+        elif (v < lo if closed[0] else v <= lo) or (v > hi if closed[1] else v >= hi):
             ok = False
     if not ok:
-        many = "a tuple" if allow_empty else "a non-empty tuple"
+        many = "a sequence" if allow_empty else "a non-empty sequence"
         kinds = "integers" if integer else "numbers"
-        raise ParameterError(f"invalid {name}={values!r}: {what or f'{many} of {kinds} in ({lo:g}, {hi:g})'}")
+        interval = f"{'[' if closed[0] else '('}{lo:g}, {hi:g}{']' if closed[1] else ')'}"
+        raise ParameterError(f"invalid {name}={values!r}: {what or f'{many} of {kinds} in {interval}'}")
     return tuple(values)

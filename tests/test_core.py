@@ -64,6 +64,30 @@ def test_check_positive_accepts():
 # -- claims ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kw, good, bad", [
+    (dict(), (0.5, 3.0), (0.0,)),                                   # (0, inf): 0 is out
+    (dict(closed=(True, False)), (0.0, 3.0), (-1e-12,)),             # [0, inf): 0 is in
+    (dict(hi=1.0), (0.5,), (1.0,)),                                   # (0, 1): 1 is out
+    (dict(hi=1.0, closed=(False, True)), (1.0,), (1.0 + 1e-12,)),    # (0, 1]: 1 is in
+    (dict(lo=1, integer=True), (2, 3), (2.0,)),                      # integers > 1: a float is out
+    (dict(lo=-math.inf), (-5.0, 0.0), (float("nan"),)),              # finite numbers only
+    (dict(), (1.0,), ()),                                             # empty is out...
+    (dict(allow_empty=True), (), ("1",)),                             # ...unless allowed; strings never
+])
+def test_check_numbers_interval_ends(kw, good, bad):
+    assert checks.check_numbers("xs", list(good), **kw) == tuple(good)
+    with pytest.raises(checks.ParameterError, match="invalid xs="):
+        checks.check_numbers("xs", bad, **kw)
+
+
+def test_check_fields_names_the_field():
+    obj = type("P", (), {"a": 1.0, "b": 0, "c": 0})()
+    checks.check_fields(obj, "a")
+    checks.check_fields(obj, "c", integer=True, allow_zero=True)
+    with pytest.raises(checks.ParameterError, match="invalid b=0"):
+        checks.check_fields(obj, "a", "b")
+
+
 def test_claims_pass_fail_and_json(tmp_build):
     reg = claims.ClaimRegistry("99-test", {"profile": "fast"})
     c = reg.check("a", "close", paper="k", where="w", source="paper", kind="identity", measured=1.0 + 1e-9, expected=1.0, tol=1e-8)

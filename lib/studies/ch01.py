@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from .. import engine, flows, neuron
-from ..checks import ParameterError, check_positive, check_profile
+from ..checks import ParameterError, check_fields, check_numbers, check_positive, check_profile
 
 F64 = torch.float64
 
@@ -63,39 +63,6 @@ def gamma_grid(num: int, lo: float = 0.05, hi: float = 20.0) -> tuple[float, ...
 # -------------------------------------------------------------------------------------------------
 
 
-def _positive(obj: Any, *names: str, integer: bool = False, allow_zero: bool = False) -> None:
-    for n in names:
-        check_positive(n, getattr(obj, n), integer=integer, allow_zero=allow_zero)
-
-
-def _numbers(
-    name: str,
-    values: Any,
-    *,
-    lo: float = -math.inf,
-    hi: float = math.inf,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    what: str = "",
-) -> None:
-    """A non-empty sequence of finite numbers in the interval (``lo``, ``hi``) (ends open or closed)."""
-    ok = isinstance(values, Sequence) and not isinstance(values, str) and len(values) > 0
-    if ok:
-        for v in values:
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float, np.number))
-                or not math.isfinite(v)
-            ):
-                ok = False
-            elif (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi):
-                ok = False
-    if not ok:
-        raise ParameterError(
-            f"invalid {name}={values!r}: {what or 'a non-empty list of finite numbers'}"
-        )
-
-
 @dataclass(frozen=True)
 class Gamma3d:
     """The 3-D family :math:`D_\\gamma` (:func:`gamma3d`)."""
@@ -108,9 +75,9 @@ class Gamma3d:
     record_every: int
 
     def __post_init__(self) -> None:
-        _numbers("gammas", self.gammas, lo=0.0, what="a non-empty list of finite numbers >= 0")
-        _positive(self, "T", "dt_max", "dt_gamma", "init")
-        _positive(self, "record_every", integer=True)
+        check_numbers("gammas", self.gammas, closed=(True, False), what="a non-empty list of finite numbers >= 0")
+        check_fields(self, "T", "dt_max", "dt_gamma", "init")
+        check_fields(self, "record_every", integer=True)
 
 
 @dataclass(frozen=True)
@@ -126,16 +93,14 @@ class Phase2d:
     record_every: int
 
     def __post_init__(self) -> None:
-        _numbers(
+        check_numbers(
             "gammas",
             self.gammas,
-            lo=0.0,
-            lo_open=True,
             what="a non-empty list of numbers > 0 (gamma = 0 has another zero-loss set)",
         )
-        _positive(self, "T", "dt_max", "dt_gamma")
-        _positive(self, "record_every", integer=True)
-        _numbers("w0", self.w0, what="two finite numbers")
+        check_fields(self, "T", "dt_max", "dt_gamma")
+        check_fields(self, "record_every", integer=True)
+        check_numbers("w0", self.w0, lo=-math.inf, what="two finite numbers")
         if len(self.w0) != 2 or not 0 < self.w0[0] < self.w0[1]:
             raise ParameterError(
                 f"invalid w0={self.w0!r}: two numbers 0 < w0[0] < w0[1] (both examples active)"
@@ -159,15 +124,12 @@ class Leaky:
     record_every: int
 
     def __post_init__(self) -> None:
-        _positive(self, "batch", "record_every", integer=True)
-        _positive(self, "kappa_max", "c", "horizon")
-        _numbers(
+        check_fields(self, "batch", "record_every", integer=True)
+        check_fields(self, "kappa_max", "c", "horizon")
+        check_numbers(
             "slopes",
             self.slopes,
-            lo=0.0,
             hi=1.0,
-            lo_open=True,
-            hi_open=True,
             what="leaky slopes must lie in (0, 1)",
         )
         if self.record_every % 2:
@@ -189,9 +151,9 @@ class ReluRandom:
     n_qp: int
 
     def __post_init__(self) -> None:
-        _positive(self, "batch", "record_every", integer=True)
-        _positive(self, "n_qp", integer=True, allow_zero=True)
-        _positive(self, "kappa_max", "c", "horizon", "init_scale")
+        check_fields(self, "batch", "record_every", integer=True)
+        check_fields(self, "n_qp", integer=True, allow_zero=True)
+        check_fields(self, "kappa_max", "c", "horizon", "init_scale")
 
 
 @dataclass(frozen=True)
@@ -208,8 +170,8 @@ class RatioSearch:
     t_max: float
 
     def __post_init__(self) -> None:
-        _positive(self, "d", "batch", "rounds", "keep", "grid", integer=True)
-        _positive(self, "spread", "t_max")
+        check_fields(self, "d", "batch", "rounds", "keep", "grid", integer=True)
+        check_fields(self, "spread", "t_max")
         if self.d < 2 or self.keep > self.batch:
             raise ParameterError(
                 f"invalid d={self.d!r} or keep={self.keep!r}: d >= 2 and keep <= batch"
@@ -231,16 +193,13 @@ class Balance:
     record_every: int
 
     def __post_init__(self) -> None:
-        _positive(self, "n", "d", "width", "inits", "identity_steps", "record_every", integer=True)
-        _positive(self, "T")
+        check_fields(self, "n", "d", "width", "inits", "identity_steps", "record_every", integer=True)
+        check_fields(self, "T")
         for name in ("etas", "rk4_dts"):
-            _numbers(
+            check_numbers(
                 name,
                 getattr(self, name),
-                lo=0.0,
                 hi=1.0,
-                lo_open=True,
-                hi_open=True,
                 what="step sizes must lie in (0, 1)",
             )
 
@@ -257,10 +216,10 @@ class Net:
     init: float
 
     def __post_init__(self) -> None:
-        _numbers(
-            "gammas", self.gammas, lo=0.0, lo_open=True, what="a non-empty list of numbers > 0"
+        check_numbers(
+            "gammas", self.gammas, what="a non-empty list of numbers > 0"
         )
-        _positive(self, "T", "dt_max", "dt_gamma", "init")
+        check_fields(self, "T", "dt_max", "dt_gamma", "init")
         if not self.widths or any(
             isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.widths
         ):

@@ -42,7 +42,7 @@ import torch
 from .. import homogeneous as H
 from .. import margins as M
 from ..book import sweep
-from ..checks import ParameterError, check_positive, check_profile
+from ..checks import ParameterError, check_fields, check_numbers, check_positive, check_profile
 from ..engine import Workload, check_finite, grid, tidy
 
 #: the ReLU example's data ``x_{1,2} = (+-1, DELTA)``
@@ -83,25 +83,8 @@ ZERO = NONLOCAL_POINTS[3]
 # -------------------------------------------------------------------------------------------------
 # parameters: one frozen dataclass per study, validated on construction
 # -------------------------------------------------------------------------------------------------
-def _positive(obj: Any, *names: str, integer: bool = False) -> None:
-    for n in names:
-        check_positive(n, getattr(obj, n), integer=integer)
-
-
-def _numbers(name: str, values: Any, *, lo: float = 0.0, hi: float = math.inf, integer: bool = False,
-             what: str = "a non-empty tuple of finite numbers > 0") -> None:
-    """A non-empty sequence of finite numbers in the open interval (``lo``, ``hi``)."""
-    ok = isinstance(values, Sequence) and not isinstance(values, str) and len(values) > 0
-    for v in values if ok else ():
-        kind = (int, np.integer) if integer else (int, float, np.number)
-        if isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v) or not lo < v < hi:
-            ok = False
-    if not ok:
-        raise ParameterError(f"invalid {name}={values!r}: {what}")
-
-
 def _training(obj: Any) -> None:
-    _positive(obj, "eta", "eta_min", "temp")
+    check_fields(obj, "eta", "eta_min", "temp")
     if obj.eta_min > obj.eta:
         raise ParameterError(f"invalid eta_min={obj.eta_min!r}: must be <= eta={obj.eta!r}")
 
@@ -116,8 +99,8 @@ class Search:
     iters: int
 
     def __post_init__(self) -> None:
-        _numbers("radii", self.radii)
-        _positive(self, "starts", "iters", integer=True)
+        check_numbers("radii", self.radii)
+        check_fields(self, "starts", "iters", integer=True)
 
 
 @dataclass(frozen=True)
@@ -136,8 +119,8 @@ class FcLinear:
     temp: float = TEMP
 
     def __post_init__(self) -> None:
-        _positive(self, "n", "d", "width", "inits", "steps", "early", integer=True)
-        _numbers("depths", self.depths, lo=1, integer=True, what="a non-empty tuple of integers >= 2")
+        check_fields(self, "n", "d", "width", "inits", "steps", "early", integer=True)
+        check_numbers("depths", self.depths, lo=1, integer=True, what="a non-empty tuple of integers >= 2")
         if self.early >= self.steps // 2:
             raise ParameterError(f"invalid early={self.early!r}: must be < steps / 2 = {self.steps // 2}")
         _training(self)
@@ -157,7 +140,7 @@ class Diagonal:
     temp: float = TEMP
 
     def __post_init__(self) -> None:
-        _positive(self, "inits", "steps", "early", integer=True)
+        check_fields(self, "inits", "steps", "early", integer=True)
         if self.early >= self.steps:
             raise ParameterError(f"invalid early={self.early!r}: must be < steps={self.steps!r}")
         _training(self)
@@ -176,8 +159,8 @@ class ReluWidth2:
     temp: float = TEMP
 
     def __post_init__(self) -> None:
-        _positive(self, "steps", "early", integer=True)
-        _positive(self, "delta")
+        check_fields(self, "steps", "early", integer=True)
+        check_fields(self, "delta")
         if self.early >= self.steps:
             raise ParameterError(f"invalid early={self.early!r}: must be < steps={self.steps!r}")
         _training(self)
@@ -199,8 +182,8 @@ class OpenSets:
     temp_control: float = TEMP
 
     def __post_init__(self) -> None:
-        _positive(self, "n", "steps", "local_points", integer=True)
-        _positive(self, "delta", "temp_control")
+        check_fields(self, "n", "steps", "local_points", integer=True)
+        check_fields(self, "delta", "temp_control")
         _training(self)
 
 
@@ -220,10 +203,10 @@ class RandomRelu:
     temp: float = TEMP_SOFT
 
     def __post_init__(self) -> None:
-        _numbers("widths", self.widths, integer=True, what="a non-empty tuple of integers >= 1")
-        _positive(self, "inits", "steps", integer=True)
+        check_numbers("widths", self.widths, integer=True, what="a non-empty tuple of integers >= 1")
+        check_fields(self, "inits", "steps", integer=True)
         check_positive("compare", self.compare, integer=True, allow_zero=True)
-        _positive(self, "init_scale", "delta")
+        check_fields(self, "init_scale", "delta")
         _training(self)
 
 
@@ -236,9 +219,9 @@ class Escape:
     eta: float = ETA
 
     def __post_init__(self) -> None:
-        _numbers("eps", self.eps, hi=0.5, what="a non-empty tuple of perturbations in (0, 0.5)")
-        _positive(self, "max_steps", integer=True)
-        _positive(self, "eta")
+        check_numbers("eps", self.eps, hi=0.5, what="a non-empty tuple of perturbations in (0, 0.5)")
+        check_fields(self, "max_steps", integer=True)
+        check_fields(self, "eta")
 
 
 @dataclass(frozen=True)
@@ -257,8 +240,8 @@ class Smoothed:
     q0: float = 3.0
 
     def __post_init__(self) -> None:
-        _positive(self, "n", "d", "width", "inits", "max_steps", integer=True)
-        _positive(self, "h", "scale_max", "q0")
+        check_fields(self, "n", "d", "width", "inits", "max_steps", integer=True)
+        check_fields(self, "h", "scale_max", "q0")
 
 
 @dataclass(frozen=True)

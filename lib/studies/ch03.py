@@ -32,7 +32,14 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .. import engine, kinks, shallow  # noqa: E402
 from .. import minnorm1d as mn  # noqa: E402
-from ..checks import ParameterError, check_choice, check_positive, check_profile  # noqa: E402
+from ..checks import (  # noqa: E402
+    ParameterError,
+    check_choice,
+    check_fields,
+    check_numbers,
+    check_positive,
+    check_profile,
+)
 from ..optim import BatchedOptimizer  # noqa: E402
 
 STEM = "03-bias-penalty-sparsity"
@@ -75,23 +82,6 @@ GAP_TOL = 1e-9
 # -------------------------------------------------------------------------------------------------
 
 
-def _positive(obj: Any, *names: str, integer: bool = False) -> None:
-    for n in names:
-        check_positive(n, getattr(obj, n), integer=integer)
-
-
-def _numbers(name: str, values: Any, *, lo: float = 0.0, hi: float = math.inf, integer: bool = False,
-             what: str = "") -> None:
-    """A non-empty tuple of finite numbers in ``(lo, hi)`` (integers if ``integer``)."""
-    ok = isinstance(values, Sequence) and not isinstance(values, str) and len(values) > 0
-    for v in values if ok else ():
-        kind = (int, np.integer) if integer else (int, float, np.number)
-        if isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v) or not lo < v < hi:
-            ok = False
-    if not ok:
-        raise ParameterError(f"invalid {name}={values!r}: {what or f'a non-empty tuple of numbers in ({lo:g}, {hi:g})'}")
-
-
 def _dataset(name: str, value: Any) -> None:
     if not isinstance(value, str) or value not in DATASETS:
         raise ParameterError(f"invalid {name}={value!r}: allowed values are {', '.join(map(repr, DATASETS))}")
@@ -105,7 +95,7 @@ class CostNetworks:
     max_kinks: int
 
     def __post_init__(self) -> None:
-        _positive(self, "n_networks", "max_kinks", integer=True)
+        check_fields(self, "n_networks", "max_kinks", integer=True)
 
 
 @dataclass(frozen=True)
@@ -116,7 +106,7 @@ class CostFormula:
     max_kinks: int
 
     def __post_init__(self) -> None:
-        _positive(self, "n_functions", "max_kinks", integer=True)
+        check_fields(self, "n_functions", "max_kinks", integer=True)
 
 
 @dataclass(frozen=True)
@@ -126,7 +116,7 @@ class ThreePoint:
     n_triples: int
 
     def __post_init__(self) -> None:
-        _positive(self, "n_triples", integer=True)
+        check_fields(self, "n_triples", integer=True)
 
 
 @dataclass(frozen=True)
@@ -146,9 +136,9 @@ class Examples:
             raise ParameterError(f"invalid names={self.names!r}: a non-empty tuple of data set names")
         for n in self.names:
             _dataset("names", n)
-        _numbers("probe_rel", self.probe_rel, lo=0.0, hi=1.0)
-        _positive(self, "perturbation")
-        _numbers("moved", (self.moved,), lo=0.0, hi=1.0, what="a fraction in (0, 1)")
+        check_numbers("probe_rel", self.probe_rel, lo=0.0, hi=1.0)
+        check_fields(self, "perturbation")
+        check_numbers("moved", (self.moved,), lo=0.0, hi=1.0, what="a fraction in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -178,11 +168,11 @@ class SparsityMap:
     spacing: tuple[float, float]
 
     def __post_init__(self) -> None:
-        _positive(self, "n_points", "per_cell", "straddle_per_cell", integer=True)
+        check_fields(self, "n_points", "per_cell", "straddle_per_cell", integer=True)
         if self.n_points < 4:
             raise ParameterError(f"invalid n_points={self.n_points!r}: at least 4 (two curvatures)")
-        _numbers("offsets", self.offsets, lo=-math.inf, what="a non-empty tuple of finite centres")
-        _numbers("spacing", self.spacing, what="two spacings 0 < lo < hi")
+        check_numbers("offsets", self.offsets, lo=-math.inf, what="a non-empty tuple of finite centres")
+        check_numbers("spacing", self.spacing, what="two spacings 0 < lo < hi")
         if len(self.spacing) != 2 or not self.spacing[0] < self.spacing[1]:
             raise ParameterError(f"invalid spacing={self.spacing!r}: two spacings 0 < lo < hi")
 
@@ -216,12 +206,12 @@ class Training:
             raise ParameterError(f"invalid methods={self.methods!r}: a non-empty tuple of {METHODS}")
         for me in self.methods:
             check_choice("methods", me, METHODS)
-        _numbers("lams", self.lams)
-        _numbers("widths", self.widths, integer=True, what="a non-empty tuple of integers >= 1")
-        _positive(self, "seeds", "steps", "snapshots", integer=True)
-        _positive(self, "lr_adam", "lr_gd", "small_scale", "radius", "threshold")
-        _numbers("decay_start", (self.decay_start,), hi=1.0 + 1e-12, what="a fraction in (0, 1]")
-        _numbers("lr_floor", (self.lr_floor,), hi=1.0 + 1e-12, what="a factor in (0, 1]")
+        check_numbers("lams", self.lams)
+        check_numbers("widths", self.widths, integer=True, what="a non-empty tuple of integers >= 1")
+        check_fields(self, "seeds", "steps", "snapshots", integer=True)
+        check_fields(self, "lr_adam", "lr_gd", "small_scale", "radius", "threshold")
+        check_numbers("decay_start", (self.decay_start,), hi=1.0 + 1e-12, what="a fraction in (0, 1]")
+        check_numbers("lr_floor", (self.lr_floor,), hi=1.0 + 1e-12, what="a factor in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -237,9 +227,9 @@ class Regularised:
 
     def __post_init__(self) -> None:
         _dataset("data", self.data)
-        _numbers("lams", self.lams)
-        _positive(self, "threshold")
-        _positive(self, "n_grid", "control_grid", integer=True)
+        check_numbers("lams", self.lams)
+        check_fields(self, "threshold")
+        check_fields(self, "n_grid", "control_grid", integer=True)
 
 
 @dataclass(frozen=True)
